@@ -1,0 +1,136 @@
+import { z } from 'zod';
+
+/**
+ * Configuration, validated once at start. Environment variable names and defaults follow
+ * CONTRACT.md §1; the ones below the line are ours. Options passed to createRealtimeServer
+ * override the environment.
+ */
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+export const envSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  ACK_TIMEOUT_MS: int(1, 3_600_000).default(5000),
+  ACK_RETRY_MS: int(0, 3_600_000).default(1000),
+  TYPING_TIMEOUT_MS: int(1, 3_600_000).default(5000),
+  PRESENCE_GRACE_MS: int(0, 3_600_000).default(3000),
+  HISTORY_SIZE: int(0, 1_000_000).default(256),
+  HISTORY_TTL_MS: int(1, 86_400_000).default(300_000),
+  MAX_MESSAGE_BYTES: int(1, 16 * 1024 * 1024).default(16_384),
+  MAX_BUFFERED_BYTES: int(1024).default(4_194_304),
+  REDIS_URL: z.string().url('must be a redis:// URL').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // ---- ours ----
+  /** Per-user message rate (token bucket refill per second) and burst. */
+  MESSAGE_RATE_PER_SEC: int(1).default(50),
+  MESSAGE_RATE_BURST: int(1).default(100),
+  /** Per-user typing.set calls per second (burst is twice this). */
+  TYPING_RATE_PER_SEC: int(1).default(10),
+  /** Largest inbound WebSocket frame; default leaves room for a maximal body after JSON escaping. */
+  MAX_FRAME_BYTES: int(1024).optional(),
+  /** Most acknowledged messages one sender may have waiting at once. */
+  MAX_PENDING_ACKS_PER_SENDER: int(1).default(1000),
+  /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
+  KEEPALIVE_PING_MS: int(1000).default(30_000),
+  /** How long close() waits for clients to move before terminating them. */
+  SHUTDOWN_DRAIN_MS: int(0).default(5000),
+});
+
+export interface Config {
+  nodeEnv: string;
+  production: boolean;
+  port: number;
+  host: string;
+  /** HS256 key; generated when absent outside production (`generatedSecret` then true). */
+  authSecret: string;
+  generatedSecret: boolean;
+  ackTimeoutMs: number;
+  ackRetryMs: number;
+  typingTimeoutMs: number;
+  presenceGraceMs: number;
+  historySize: number;
+  historyTtlMs: number;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+  maxFrameBytes: number;
+  redisUrl: string | undefined;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  messageRatePerSec: number;
+  messageRateBurst: number;
+  typingRatePerSec: number;
+  maxPendingAcksPerSender: number;
+  keepAlivePingMs: number;
+  shutdownDrainMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the environment; throws ConfigError with one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') relevant[key] = value;
+  }
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(relevant[name] ?? '')} ${issue.message}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const secret = overrides.authSecret ?? e.AUTH_SECRET;
+  if (!secret && production) {
+    throw new ConfigError('Invalid configuration: AUTH_SECRET is required when NODE_ENV=production');
+  }
+  const maxMessageBytes = overrides.maxMessageBytes ?? e.MAX_MESSAGE_BYTES;
+  const config: Config = {
+    nodeEnv: e.NODE_ENV,
+    production,
+    port: e.PORT,
+    host: e.HOST,
+    authSecret: secret ?? randomSecret(),
+    generatedSecret: !secret,
+    ackTimeoutMs: e.ACK_TIMEOUT_MS,
+    ackRetryMs: e.ACK_RETRY_MS,
+    typingTimeoutMs: e.TYPING_TIMEOUT_MS,
+    presenceGraceMs: e.PRESENCE_GRACE_MS,
+    historySize: e.HISTORY_SIZE,
+    historyTtlMs: e.HISTORY_TTL_MS,
+    maxMessageBytes,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    // JSON may escape a control character as six bytes; leave room for that plus the envelope.
+    maxFrameBytes: e.MAX_FRAME_BYTES ?? Math.max(64 * 1024, maxMessageBytes * 6 + 16 * 1024),
+    redisUrl: e.REDIS_URL,
+    logLevel: e.LOG_LEVEL,
+    messageRatePerSec: e.MESSAGE_RATE_PER_SEC,
+    messageRateBurst: e.MESSAGE_RATE_BURST,
+    typingRatePerSec: e.TYPING_RATE_PER_SEC,
+    maxPendingAcksPerSender: e.MAX_PENDING_ACKS_PER_SENDER,
+    keepAlivePingMs: e.KEEPALIVE_PING_MS,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+  };
+  return { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function randomSecret(): string {
+  const bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  return Buffer.from(bytes).toString('base64url');
+}

@@ -1,0 +1,32 @@
+/**
+ * The one domain error type. Each plane maps `code` in exactly one place
+ * (tRPC: transport/trpc-errors.ts; WebSocket close codes: transport/close-codes.ts).
+ */
+export type DomainErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN_CONVERSATION'
+  | 'NOT_A_MEMBER'
+  | 'ACK_UNKNOWN'
+  | 'ACK_NOT_EXPECTED'
+  | 'MESSAGE_NOT_FOUND'
+  | 'NOT_SENDER'
+  | 'RATE_LIMITED'
+  | 'MESSAGE_TOO_LARGE'
+  | 'WEBSOCKET_REQUIRED'
+  | 'SHUTTING_DOWN';
+
+export class DomainError extends Error {
+  override readonly name = 'DomainError';
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+    /** For RATE_LIMITED: how long to wait before trying again. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function isDomainError(value: unknown): value is DomainError {
+  return value instanceof DomainError;
+}

@@ -1,0 +1,130 @@
+/**
+ * Domain vocabulary shared by every layer. Nothing here imports a transport.
+ */
+
+/** A conversation (room) id: 1–128 characters of `[A-Za-z0-9_.:-]`. */
+export type RoomId = string;
+/** The user id, always taken from the `sub` claim of a verified token. */
+export type UserId = string;
+/** One WebSocket connection (or the pseudo-connection of an embedding call). */
+export type ConnectionId = string;
+/** Server-assigned message id (UUID). */
+export type MessageId = string;
+/**
+ * Opaque, strictly increasing per room in delivery order: `<epoch>:<seq>` for stored events,
+ * `<epoch>:<seq>.<n>` for ephemeral ones (see history/event-id.ts).
+ */
+export type EventId = string;
+
+export type Role = 'user' | 'admin' | 'service';
+
+/** Who a verified token says the caller is. */
+export interface Principal {
+  userId: UserId;
+  name?: string;
+  role: Role;
+  /** Conversation ids the caller may use; `'*'` allows all. */
+  conversations: ReadonlySet<string> | '*';
+  /** Expiry, epoch seconds, when the token has one. */
+  exp?: number;
+}
+
+export interface ChatMessage {
+  id: MessageId;
+  senderId: UserId;
+  senderName?: string;
+  body: string;
+  sentAt: Date;
+  clientMessageId?: string;
+  ackRequired: boolean;
+}
+
+export type DeliveryStatus = 'delivered' | 'partial' | 'failed';
+
+export interface DeliveryReport {
+  messageId: MessageId;
+  conversationId: RoomId;
+  status: DeliveryStatus;
+  expected: UserId[];
+  acked: UserId[];
+  missing: UserId[];
+  createdAt: Date;
+  completedAt: Date;
+  latencyMs: number;
+}
+
+/** What `message.deliveryStatus` answers while the report is not made yet. */
+export interface PendingDeliveryReport extends Omit<DeliveryReport, 'status' | 'completedAt' | 'latencyMs'> {
+  status: 'pending';
+  completedAt: null;
+  latencyMs: null;
+  expiresAt: Date;
+}
+
+interface EventBase {
+  conversationId: RoomId;
+  at: Date;
+}
+
+export type RoomEvent =
+  | (EventBase & { type: 'message'; message: ChatMessage })
+  | (EventBase & { type: 'user_joined'; userId: UserId; name?: string })
+  | (EventBase & { type: 'user_left'; userId: UserId })
+  | (EventBase & { type: 'user_disconnected'; userId: UserId })
+  | (EventBase & { type: 'typing'; userId: UserId; isTyping: boolean })
+  | (EventBase & { type: 'message_delivered'; report: DeliveryReport })
+  | (EventBase & { type: 'conversation_updated'; changes: Record<string, unknown> })
+  | (EventBase & { type: 'system'; event: string; data: unknown })
+  | (EventBase & { type: 'resync'; reason: ResyncReason });
+
+export type RoomEventType = RoomEvent['type'];
+
+/** Why a resuming subscriber must refetch instead of replaying. */
+export type ResyncReason = 'history_truncated' | 'history_unavailable' | 'unknown_event_id';
+
+/** Event types kept in the per-room history for resume. */
+export const STORED_EVENT_TYPES: ReadonlySet<RoomEventType> = new Set([
+  'message',
+  'user_joined',
+  'user_left',
+  'user_disconnected',
+  'message_delivered',
+  'conversation_updated',
+  'system',
+]);
+
+/**
+ * Who receives an event. Evaluated per subscriber, on live delivery and on replay alike.
+ * An empty audience means every subscriber of the room.
+ */
+export interface Audience {
+  /** The sending/joining connection, which does not get its own event. */
+  exceptConnection?: ConnectionId;
+  /** The typing user's own connections do not get its typing events. */
+  exceptUser?: UserId;
+  /** Only these users' connections (delivery reports, ack re-sends). */
+  onlyUsers?: readonly UserId[];
+}
+
+/** A room event as it travels through the fan-out seam: with its id and audience. */
+export interface RoomEnvelope {
+  id: EventId;
+  event: RoomEvent;
+  audience: Audience;
+}
+
+export interface MemberPresence {
+  userId: UserId;
+  name?: string;
+  connections: number;
+  joinedAt: Date;
+  typing: boolean;
+}
+
+export interface SendResult {
+  messageId: MessageId;
+  eventId: EventId;
+  sentAt: Date;
+  /** The users whose ack is expected, when the message requires acks. */
+  expected?: UserId[];
+}

@@ -1,0 +1,48 @@
+import type { EventId } from '../domain/types.ts';
+
+/**
+ * Event ids: `<epoch>:<seq>` for stored events and `<epoch>:<seq>.<n>` for ephemeral ones sent
+ * after stored event `seq`. `seq` is zero-padded, so within one epoch the ids also sort as
+ * strings. The epoch is random per room history: an id from a history that no longer exists (a
+ * restarted node, an expired room) is recognised and answered with `resync`, never a silent gap.
+ */
+
+const SEQ_WIDTH = 12;
+
+export interface ParsedEventId {
+  epoch: string;
+  seq: number;
+  /** Sub-sequence of an ephemeral event; 0 for a stored one. */
+  sub: number;
+}
+
+export function formatEventId(epoch: string, seq: number, sub = 0): EventId {
+  const base = `${epoch}:${String(seq).padStart(SEQ_WIDTH, '0')}`;
+  return sub === 0 ? base : `${base}.${sub}`;
+}
+
+const PATTERN = /^([A-Za-z0-9]{1,32}):(\d{1,15})(?:\.(\d{1,15}))?$/;
+
+export function parseEventId(id: string): ParsedEventId | null {
+  const m = PATTERN.exec(id);
+  if (!m) return null;
+  const seq = Number(m[2]);
+  const sub = m[3] === undefined ? 0 : Number(m[3]);
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(sub)) return null;
+  return { epoch: m[1]!, seq, sub };
+}
+
+/** Orders two ids of the same epoch; ids of different epochs are not comparable (null). */
+export function compareEventIds(a: ParsedEventId, b: ParsedEventId): number | null {
+  if (a.epoch !== b.epoch) return null;
+  return a.seq - b.seq || a.sub - b.sub;
+}
+
+export function newEpoch(): string {
+  // 48 random bits in base36: collisions across restarts are not a practical concern.
+  const bytes = new Uint8Array(6);
+  crypto.getRandomValues(bytes);
+  let n = 0;
+  for (const b of bytes) n = n * 256 + b;
+  return n.toString(36).padStart(10, '0');
+}

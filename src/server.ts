@@ -1,0 +1,334 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { WebSocketServer } from 'ws';
+import { canAccess, createTokenVerifier } from './auth/tokens.ts';
+import type { Broker } from './broker/broker.ts';
+import { MemoryBroker } from './broker/memory-broker.ts';
+import { loadConfig, type Config } from './config.ts';
+import { DomainError } from './domain/errors.ts';
+import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { RealtimeService } from './service/realtime-service.ts';
+import { CloseCodes } from './transport/close-codes.ts';
+import { createAppRouter, type AppRouter } from './transport/router.ts';
+import type { Authorize, Context } from './transport/trpc.ts';
+import { authenticateOrThrow, createWsContextFactory, type Authenticate } from './transport/ws-context.ts';
+
+export interface RealtimeServerOptions extends Partial<Config> {
+  /** Replaces the built-in JWT check. Receives the bearer token (null when none was sent). */
+  authenticate?: Authenticate;
+  /** Replaces the built-in `conversations` claim check (join, send, type, ack, presence). */
+  authorizeJoin?: Authorize;
+  /** Attach to this existing HTTP server instead of creating one. */
+  server?: Server;
+  logger?: Logger;
+  /** The fan-out seam; defaults to the in-process broker. */
+  broker?: Broker;
+  /** Environment to read configuration from (defaults to process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A handler for one of the routes later issues fill (/graphql, /dashboard, /metrics). */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface BroadcastStats {
+  activeRooms: number;
+  connections: number;
+  users: number;
+  messagesBroadcast: number;
+  deliveries: number;
+  pendingAcks: number;
+  acksDelivered: number;
+  acksPartial: number;
+  acksFailed: number;
+  deliveryLatencyMs: { p50: number; p95: number; p99: number; max: number };
+  uptimeSeconds: number;
+  memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+export interface RoomStats {
+  conversationId: RoomId;
+  memberCount: number;
+  connectionCount: number;
+  members: MemberPresence[];
+  typing: UserId[];
+  createdAt: Date;
+  lastActivityAt: Date;
+  messagesBroadcast: number;
+  pendingAcks: number;
+}
+
+export interface ServerSend {
+  body: string;
+  /** Shown as the sender; defaults to "system". */
+  senderId?: UserId;
+  senderName?: string;
+  clientMessageId?: string;
+}
+
+export type RealtimeServer = ReturnType<typeof createRealtimeServer>;
+
+/**
+ * The composition root: builds the service, the tRPC router (ws + http) and the one HTTP server
+ * that serves everything on one port (CONTRACT §1). `npm start` is a thin shell over this.
+ */
+export function createRealtimeServer(options: RealtimeServerOptions = {}) {
+  const { authenticate: customAuth, authorizeJoin, server: existing, logger, broker: customBroker, env, ...overrides } = options;
+  const config = loadConfig(env ?? process.env, overrides);
+  const log = logger ?? createLogger(config.logLevel);
+  const broker = customBroker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+  const service = new RealtimeService(config, broker, log);
+  const verify = createTokenVerifier(config.authSecret);
+  const authenticate: Authenticate =
+    customAuth ??
+    (async ({ token }) => {
+      if (!token) throw new DomainError('UNAUTHENTICATED', 'missing token: pass { token } as connectionParams or an Authorization: Bearer header');
+      return verify(token);
+    });
+  const authorize: Authorize = authorizeJoin ?? ((principal, conversationId) => canAccess(principal, conversationId));
+  const router = createAppRouter({ service, config, authorize });
+
+  const onError = ({ error, path, type }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string }) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
+    else log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
+  };
+
+  // ---- WebSocket: one noServer wss, upgrades routed by exact path.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
+  const wsHandler = applyWSSHandler<AppRouter>({
+    wss,
+    router,
+    createContext: createWsContextFactory({ service, authenticate, log }),
+    keepAlive: { enabled: true, pingMs: config.keepAlivePingMs, pongWaitMs: 5000 },
+    maxBatchSize: 50,
+    onError,
+  });
+
+  // ---- HTTP: tRPC queries and mutations, with the token in the Authorization header.
+  const trpcHttp = createHTTPHandler<AppRouter>({
+    router,
+    basePath: '/trpc/',
+    createContext: async ({ req }): Promise<Context> => {
+      const header = req.headers.authorization;
+      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
+      return { principal: await authenticateOrThrow(authenticate, token, req), connection: null };
+    },
+    onError,
+  });
+
+  let ready = false;
+  let draining = false;
+  const routes = new Map<string, RouteHandler>();
+
+  /** Serves one request if it is ours; returns false to let a host server handle it. */
+  function handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const pathname = pathOf(req);
+    if (pathname === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return true;
+    }
+    if (pathname === '/readyz') {
+      const ok = ready && !draining;
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : 'starting' });
+      return true;
+    }
+    if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
+      void trpcHttp(req, res);
+      return true;
+    }
+    const route = routes.get(pathname);
+    if (route) {
+      route(req, res);
+      return true;
+    }
+    return false;
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (pathOf(req) !== '/trpc') return false;
+    if (draining) {
+      rejectUpgrade(socket, 503, 'Service Unavailable');
+      return true;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    return true;
+  }
+
+  const httpServer =
+    existing ??
+    createServer((req, res) => {
+      if (!handleRequest(req, res)) sendJson(res, 404, { error: 'not found' });
+    });
+  if (existing) {
+    existing.on('request', (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res));
+  }
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!handleUpgrade(req, socket, head) && httpServer.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'Not Found');
+  };
+  httpServer.on('upgrade', onUpgrade);
+  httpServer.on('listening', () => {
+    ready = true;
+  });
+  if (httpServer.listening) ready = true;
+
+  const systemPrincipal = (send: ServerSend): Principal => ({
+    userId: send.senderId ?? 'system',
+    ...(send.senderName !== undefined && { name: send.senderName }),
+    role: 'service',
+    conversations: '*',
+  });
+
+  let closed: Promise<void> | null = null;
+
+  return {
+    config,
+    service,
+    router,
+    httpServer,
+    log,
+
+    /** Starts listening (standalone mode); resolves with the bound address. */
+    async listen(port = config.port, host = config.host): Promise<{ port: number; host: string; url: string }> {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off('error', reject);
+          resolve();
+        });
+      });
+      const address = httpServer.address() as AddressInfo;
+      const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+      const url = `http://${shownHost}:${address.port}`;
+      log.info({ port: address.port, host, url, trpc: `${url.replace('http', 'ws')}/trpc` }, 'listening');
+      return { port: address.port, host, url };
+    },
+
+    /** Serves `/graphql`, `/dashboard`, `/metrics` and other exact paths on the same port. */
+    setRoute(pathname: string, handler: RouteHandler): void {
+      routes.set(pathname, handler);
+    },
+
+    handleRequest,
+    handleUpgrade,
+
+    /**
+     * Graceful close: readiness goes 503 and upgrades are refused, pending acks are reported,
+     * clients get the tRPC reconnect notice, and whoever has not left after `shutdownDrainMs`
+     * is closed with code 4000 (reconnect).
+     */
+    close(): Promise<void> {
+      closed ??= (async () => {
+        draining = true;
+        service.beginShutdown();
+        wsHandler.broadcastReconnectNotification();
+        await waitFor(() => wss.clients.size === 0, config.shutdownDrainMs);
+        for (const client of wss.clients) client.close(CloseCodes.SHUTDOWN, 'server shutting down');
+        await waitFor(() => wss.clients.size === 0, 1000);
+        for (const client of wss.clients) client.terminate();
+        await service.close();
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        httpServer.off('upgrade', onUpgrade);
+        if (!existing && httpServer.listening) {
+          httpServer.closeAllConnections();
+          await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        }
+        log.info('closed');
+      })();
+      return closed;
+    },
+
+    // ---- Embedding API (CONTRACT §6): server-side operations, no token checks.
+
+    broadcastMessage(conversationId: RoomId, send: ServerSend): Promise<SendResult> {
+      return service.sendMessage({
+        principal: systemPrincipal(send),
+        connectionId: null,
+        conversationId,
+        body: send.body,
+        ...(send.clientMessageId !== undefined && { clientMessageId: send.clientMessageId }),
+      });
+    },
+    async broadcastSystemEvent(conversationId: RoomId, event: string, data?: unknown): Promise<{ eventId: string }> {
+      return { eventId: (await service.broadcastSystemEvent(conversationId, event, data ?? null)).id };
+    },
+    async updateConversation(conversationId: RoomId, changes: Record<string, unknown>): Promise<{ eventId: string }> {
+      return { eventId: (await service.updateConversation(conversationId, changes)).id };
+    },
+    broadcastTyping(conversationId: RoomId, userId: UserId, isTyping: boolean): void {
+      service.broadcastTyping(conversationId, userId, isTyping);
+    },
+    broadcastWithAck(conversationId: RoomId, send: ServerSend & { timeoutMs?: number }): Promise<DeliveryReport> {
+      return service.broadcastWithAck({
+        principal: systemPrincipal(send),
+        conversationId,
+        body: send.body,
+        ...(send.timeoutMs !== undefined && { timeoutMs: send.timeoutMs }),
+      });
+    },
+    getRoomUsers(conversationId: RoomId): MemberPresence[] {
+      return service.presence(conversationId);
+    },
+    getUserRooms(userId: UserId): RoomId[] {
+      return service.userRooms(userId);
+    },
+    getRoomStats(conversationId: RoomId): RoomStats | null {
+      const snapshot = service.registry.snapshot(conversationId);
+      if (!snapshot) return null;
+      const members = service.presence(conversationId);
+      return {
+        conversationId,
+        memberCount: members.length,
+        connectionCount: snapshot.connectionCount,
+        members,
+        typing: service.typing.typingUsers(conversationId),
+        createdAt: snapshot.createdAt,
+        lastActivityAt: snapshot.lastActivityAt,
+        messagesBroadcast: snapshot.messagesBroadcast,
+        pendingAcks: service.pendingAcks({ conversationId }).length,
+      };
+    },
+    getBroadcastStats(): BroadcastStats {
+      const counts = service.registry.counts();
+      const s = service.stats;
+      const memory = process.memoryUsage();
+      return {
+        activeRooms: counts.rooms,
+        connections: counts.connections,
+        users: counts.users,
+        messagesBroadcast: s.messagesBroadcast,
+        deliveries: s.deliveries,
+        pendingAcks: service.acks.pendingCount,
+        acksDelivered: s.acks.delivered,
+        acksPartial: s.acks.partial,
+        acksFailed: s.acks.failed,
+        deliveryLatencyMs: s.deliveryLatency.percentiles(),
+        uptimeSeconds: Math.floor((Date.now() - s.startedAt) / 1000),
+        memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+      };
+    },
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}

@@ -1,0 +1,496 @@
+import { randomUUID } from 'node:crypto';
+import { AckTracker, type AckResult, type PendingAckSnapshot, type RetryRequest } from '../acks/ack-tracker.ts';
+import type { Broker } from '../broker/broker.ts';
+import type { Config } from '../config.ts';
+import { DomainError } from '../domain/errors.ts';
+import type {
+  Audience,
+  ConnectionId,
+  DeliveryReport,
+  EventId,
+  MemberPresence,
+  MessageId,
+  PendingDeliveryReport,
+  Principal,
+  RoomEnvelope,
+  RoomEvent,
+  RoomId,
+  SendResult,
+  UserId,
+} from '../domain/types.ts';
+import { compareEventIds, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import type { Logger } from '../logger.ts';
+import { RoomRegistry } from '../rooms/room-registry.ts';
+import { TypingTracker } from '../typing/typing-tracker.ts';
+import { AsyncQueue } from '../util/async-queue.ts';
+import { ExpiringMap } from '../util/expiring-map.ts';
+import { TokenBuckets } from '../util/token-bucket.ts';
+import { PresenceGrace } from './presence-grace.ts';
+import { ServiceStats } from './stats.ts';
+
+/** Why the server ends a connection; the transport maps each to a WebSocket close code. */
+export type CloseReason = 'slow_consumer' | 'token_expired' | 'kicked' | 'room_closed' | 'shutdown';
+
+/** What the service needs of a live connection; the transport provides it. */
+export interface ConnectionHandle {
+  id: ConnectionId;
+  principal: Principal;
+  /** Bytes queued for this connection and not yet written to the network. */
+  bufferedBytes(): number;
+  /** Ends the connection; the client may resume from its last event id. */
+  close(reason: CloseReason, detail?: string): void;
+}
+
+export interface SendInput {
+  principal: Principal;
+  /** The sending connection (excluded from the broadcast unless `echo`); null over HTTP. */
+  connectionId: ConnectionId | null;
+  conversationId: RoomId;
+  body: string;
+  clientMessageId?: string;
+  ack?: boolean | { timeoutMs: number };
+  echo?: boolean;
+}
+
+interface LocalSubscriber {
+  connection: ConnectionHandle;
+  roomId: RoomId;
+  userId: UserId;
+  queue: AsyncQueue<Delivery>;
+}
+
+interface Delivery {
+  envelope: RoomEnvelope;
+  /** An ack re-send: its id is older than what the subscriber saw, and it must still go out. */
+  redelivery: boolean;
+}
+
+/** A queue longer than this means the subscription is not being drained at all. */
+const MAX_QUEUED_EVENTS = 10_000;
+
+/**
+ * The realtime core: membership, presence, typing, acknowledged delivery and resume, on top of
+ * the pure registry and trackers, with every event going out through the Broker seam. Transport
+ * code (tRPC routers) and embedding code call this; it knows nothing of tRPC, ws or HTTP.
+ */
+export class RealtimeService {
+  readonly registry: RoomRegistry;
+  readonly acks: AckTracker;
+  readonly typing: TypingTracker;
+  readonly stats = new ServiceStats();
+  private readonly grace: PresenceGrace;
+  private readonly connections = new Map<ConnectionId, ConnectionHandle>();
+  private readonly subscribers = new Map<RoomId, Set<LocalSubscriber>>();
+  private readonly brokerSubscriptions = new Map<RoomId, () => void>();
+  /** Envelopes of messages waiting for acks, for re-sends with the same id. */
+  private readonly awaitingAck = new Map<MessageId, RoomEnvelope>();
+  /** Callers of broadcastWithAck waiting for their report. */
+  private readonly reportWaiters = new Map<MessageId, (report: DeliveryReport) => void>();
+  private readonly sent: ExpiringMap<string, Promise<SendResult>>;
+  private readonly messageRate: TokenBuckets;
+  private readonly typingRate: TokenBuckets;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closing = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly broker: Broker,
+    private readonly log: Logger,
+  ) {
+    this.registry = new RoomRegistry();
+    this.registry.events.on('roomCreated', ({ roomId }) => this.broker.roomActive(roomId));
+    this.registry.events.on('roomDeleted', ({ roomId }) => this.broker.roomIdle(roomId));
+    this.acks = new AckTracker({
+      retryMs: config.ackRetryMs,
+      reportRetentionMs: config.historyTtlMs,
+      onReport: (report, senderId) => this.onReport(report, senderId),
+      onRetry: (request) => this.onRetry(request),
+    });
+    this.typing = new TypingTracker({
+      timeoutMs: config.typingTimeoutMs,
+      onExpire: (roomId, userId) => this.publishTyping(roomId, userId, false),
+    });
+    this.grace = new PresenceGrace(config.presenceGraceMs, (roomId, userId) => {
+      this.publish(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
+    });
+    this.sent = new ExpiringMap(config.historyTtlMs);
+    this.messageRate = new TokenBuckets(config.messageRatePerSec, config.messageRateBurst);
+    this.typingRate = new TokenBuckets(config.typingRatePerSec, config.typingRatePerSec * 2);
+    this.sweepTimer = setInterval(() => {
+      this.sent.sweep();
+      this.messageRate.sweep();
+      this.typingRate.sweep();
+    }, 10_000);
+    this.sweepTimer.unref();
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  openConnection(connection: ConnectionHandle): void {
+    if (this.closing) throw new DomainError('SHUTTING_DOWN', 'server is shutting down');
+    this.connections.set(connection.id, connection);
+    const { userId, name } = connection.principal;
+    this.registry.connect(connection.id, { userId, ...(name !== undefined && { name }) });
+  }
+
+  /** The socket is gone: every room it was in sees the user disconnect (after the grace period). */
+  closeConnection(connectionId: ConnectionId): void {
+    if (!this.connections.delete(connectionId)) return;
+    const rooms = this.registry.connectionRooms(connectionId);
+    const user = this.registry.connectionUser(connectionId);
+    for (const roomId of rooms) {
+      if (user && this.typing.clearConnection(roomId, user.userId, connectionId)) this.publishTyping(roomId, user.userId, false);
+    }
+    for (const left of this.registry.disconnect(connectionId)) {
+      if (!left.userLeft) continue;
+      if (this.typing.clear(left.roomId, left.userId)) this.publishTyping(left.roomId, left.userId, false);
+      this.grace.start(left.roomId, left.userId);
+    }
+  }
+
+  connection(connectionId: ConnectionId): ConnectionHandle | undefined {
+    return this.connections.get(connectionId);
+  }
+
+  /** Closes every connection of a user; returns how many. */
+  disconnectUser(userId: UserId, reason: CloseReason = 'kicked', detail?: string): number {
+    const ids = [...this.registry.userConnections(userId)];
+    for (const id of ids) this.connections.get(id)?.close(reason, detail);
+    return ids.length;
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  /**
+   * Joins the room and streams its events: first what the subscriber missed since `lastEventId`
+   * (or a `resync`), then live events. The live listener is registered before the history is
+   * read, so nothing falls in between; duplicates from that overlap are dropped by id.
+   */
+  async *subscribe(input: {
+    connectionId: ConnectionId;
+    conversationId: RoomId;
+    lastEventId?: string | null;
+    signal?: AbortSignal;
+  }): AsyncGenerator<RoomEnvelope> {
+    const connection = this.connections.get(input.connectionId);
+    if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
+    const roomId = input.conversationId;
+    const userId = connection.principal.userId;
+
+    const sub: LocalSubscriber = { connection, roomId, userId, queue: new AsyncQueue(input.signal) };
+    this.addSubscriber(sub);
+    let joined = false;
+    try {
+      const join = this.registry.join(connection.id, roomId);
+      joined = true;
+      if (join.userJoined && !this.grace.cancel(roomId, userId)) {
+        const { name } = connection.principal;
+        this.publish(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), userId, ...(name !== undefined && { name }) }, { exceptConnection: connection.id });
+      }
+
+      let cutoff: ParsedEventId | null = null;
+      if (input.lastEventId) {
+        const resume = await this.broker.readSince(roomId, input.lastEventId);
+        cutoff = parseEventId(resume.head);
+        if (resume.kind === 'resync') {
+          yield { id: resume.head, event: { type: 'resync', conversationId: roomId, at: new Date(), reason: resume.reason }, audience: {} };
+        } else {
+          for (const envelope of resume.events) {
+            if (input.signal?.aborted) return;
+            if (isFor(envelope.audience, connection.id, userId)) yield envelope;
+          }
+        }
+      }
+      for await (const { envelope, redelivery } of sub.queue) {
+        // Live events already covered by the replay are dropped; ack re-sends are not.
+        if (cutoff && !redelivery) {
+          const parsed = parseEventId(envelope.id);
+          const order = parsed && compareEventIds(parsed, cutoff);
+          if (order !== null && order !== undefined && order <= 0) continue;
+        }
+        yield envelope;
+      }
+    } finally {
+      this.removeSubscriber(sub);
+      if (joined) this.leaveRoom(connection.id, roomId);
+    }
+  }
+
+  /** A subscription was stopped while its socket stays open: an explicit leave. */
+  private leaveRoom(connectionId: ConnectionId, roomId: RoomId): void {
+    const user = this.registry.connectionUser(connectionId);
+    if (!user || !this.registry.isConnectionInRoom(connectionId, roomId)) return; // socket closed: handled there
+    if (this.typing.clearConnection(roomId, user.userId, connectionId)) this.publishTyping(roomId, user.userId, false);
+    const left = this.registry.leave(connectionId, roomId);
+    if (left?.userLeft) {
+      if (this.typing.clear(roomId, user.userId)) this.publishTyping(roomId, user.userId, false);
+      this.publish(roomId, { type: 'user_left', conversationId: roomId, at: new Date(), userId: user.userId }, {});
+    }
+  }
+
+  private addSubscriber(sub: LocalSubscriber): void {
+    let set = this.subscribers.get(sub.roomId);
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(sub.roomId, set);
+      const roomId = sub.roomId;
+      this.brokerSubscriptions.set(roomId, this.broker.subscribe(roomId, (envelope, redelivery) => this.fanOut(roomId, envelope, redelivery)));
+    }
+    set.add(sub);
+  }
+
+  private removeSubscriber(sub: LocalSubscriber): void {
+    sub.queue.end();
+    const set = this.subscribers.get(sub.roomId);
+    if (!set) return;
+    set.delete(sub);
+    if (set.size === 0) {
+      this.subscribers.delete(sub.roomId);
+      this.brokerSubscriptions.get(sub.roomId)?.();
+      this.brokerSubscriptions.delete(sub.roomId);
+    }
+  }
+
+  private fanOut(roomId: RoomId, envelope: RoomEnvelope, redelivery: boolean): void {
+    const set = this.subscribers.get(roomId);
+    if (!set) return;
+    for (const sub of set) {
+      if (!isFor(envelope.audience, sub.connection.id, sub.userId)) continue;
+      if (sub.queue.length >= MAX_QUEUED_EVENTS || sub.connection.bufferedBytes() > this.config.maxBufferedBytes) {
+        this.closeSlowConsumer(sub);
+        continue;
+      }
+      sub.queue.push({ envelope, redelivery });
+    }
+  }
+
+  private closeSlowConsumer(sub: LocalSubscriber): void {
+    sub.queue.end();
+    if (!this.connections.has(sub.connection.id)) return;
+    this.stats.slowConsumerCloses += 1;
+    this.log.warn({ connectionId: sub.connection.id, userId: sub.userId, buffered: sub.connection.bufferedBytes() }, 'closing slow consumer');
+    sub.connection.close('slow_consumer');
+  }
+
+  /** Counts one event written to a subscriber (called by the transport per yield). */
+  recordDelivery(envelope: RoomEnvelope): void {
+    this.stats.deliveries += 1;
+    if (envelope.event.type === 'message') this.stats.deliveryLatency.record(Date.now() - envelope.event.message.sentAt.getTime());
+  }
+
+  // ---------------------------------------------------------------- messages and acks
+
+  sendMessage(input: SendInput): Promise<SendResult> {
+    const { principal, conversationId: roomId } = input;
+    if (Buffer.byteLength(input.body, 'utf8') > this.config.maxMessageBytes) {
+      throw new DomainError('MESSAGE_TOO_LARGE', `body: larger than ${this.config.maxMessageBytes} bytes`);
+    }
+    const key = input.clientMessageId === undefined ? undefined : `${principal.userId}\u0000${roomId}\u0000${input.clientMessageId}`;
+    const earlier = key === undefined ? undefined : this.sent.get(key);
+    if (earlier) return earlier;
+    const wait = this.messageRate.take(principal.userId);
+    if (wait > 0) throw new DomainError('RATE_LIMITED', `too many messages; retry in ${wait} ms`, wait);
+    if (input.ack && this.acks.pendingOf(principal.userId) >= this.config.maxPendingAcksPerSender) {
+      throw new DomainError('RATE_LIMITED', `too many acknowledged messages pending (${this.config.maxPendingAcksPerSender})`, this.config.ackTimeoutMs);
+    }
+    const result = this.doSend(input);
+    if (key !== undefined) {
+      this.sent.set(key, result);
+      result.catch(() => this.sent.delete(key));
+    }
+    return result;
+  }
+
+  private async doSend(input: SendInput): Promise<SendResult> {
+    const { principal, conversationId: roomId } = input;
+    const sentAt = new Date();
+    const messageId = randomUUID();
+    const ackRequired = Boolean(input.ack);
+    const expected = ackRequired ? this.presentUsers(roomId).filter((u) => u !== principal.userId) : undefined;
+    const event: RoomEvent = {
+      type: 'message',
+      conversationId: roomId,
+      at: sentAt,
+      message: {
+        id: messageId,
+        senderId: principal.userId,
+        ...(principal.name !== undefined && { senderName: principal.name }),
+        body: input.body,
+        sentAt,
+        ...(input.clientMessageId !== undefined && { clientMessageId: input.clientMessageId }),
+        ackRequired,
+      },
+    };
+    const audience: Audience = input.echo || input.connectionId === null ? {} : { exceptConnection: input.connectionId };
+    const envelope = await this.publish(roomId, event, audience);
+    this.stats.messagesBroadcast += 1;
+    this.registry.recordActivity(roomId);
+    if (expected) {
+      const timeoutMs = typeof input.ack === 'object' ? input.ack.timeoutMs : this.config.ackTimeoutMs;
+      this.awaitingAck.set(messageId, envelope);
+      this.acks.track({ messageId, conversationId: roomId, senderId: principal.userId, expected, timeoutMs });
+    }
+    return { messageId, eventId: envelope.id, sentAt, ...(expected && { expected }) };
+  }
+
+  /** Server-side send with acks: resolves with the final report. */
+  async broadcastWithAck(input: Omit<SendInput, 'ack' | 'connectionId'> & { timeoutMs?: number }): Promise<DeliveryReport> {
+    const { timeoutMs, ...rest } = input;
+    const { messageId } = await this.doSend({ ...rest, connectionId: null, ack: { timeoutMs: timeoutMs ?? this.config.ackTimeoutMs } });
+    // A room without recipients has already reported; finished reports stay queryable.
+    const status = this.acks.status(messageId);
+    if (status && status.report.status !== 'pending') return status.report as DeliveryReport;
+    return new Promise((resolve) => this.reportWaiters.set(messageId, resolve));
+  }
+
+  ack(principal: Principal, conversationId: RoomId, messageId: MessageId): AckResult {
+    return this.acks.ack(messageId, conversationId, principal.userId);
+  }
+
+  deliveryStatus(principal: Principal, messageId: MessageId): DeliveryReport | PendingDeliveryReport {
+    const status = this.acks.status(messageId);
+    if (!status) throw new DomainError('MESSAGE_NOT_FOUND', `no delivery report for message ${messageId}`);
+    if (status.senderId !== principal.userId) throw new DomainError('NOT_SENDER', 'only the sender may read the delivery report');
+    return status.report;
+  }
+
+  pendingAcks(filter: { conversationId?: RoomId } = {}): PendingAckSnapshot[] {
+    return this.acks.pending(filter);
+  }
+
+  private onReport(report: DeliveryReport, senderId: UserId): void {
+    this.awaitingAck.delete(report.messageId);
+    this.stats.acks[report.status] += 1;
+    this.stats.ackLatency.record(report.latencyMs);
+    void this.publish(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
+    const waiter = this.reportWaiters.get(report.messageId);
+    if (waiter) {
+      this.reportWaiters.delete(report.messageId);
+      waiter(report);
+    }
+  }
+
+  private onRetry(request: RetryRequest): void {
+    const envelope = this.awaitingAck.get(request.messageId);
+    if (!envelope || request.missing.length === 0) return;
+    this.broker.redeliver(request.conversationId, { ...envelope, audience: { onlyUsers: request.missing } });
+  }
+
+  // ---------------------------------------------------------------- typing and presence
+
+  setTyping(principal: Principal, connectionId: ConnectionId | null, conversationId: RoomId, isTyping: boolean): void {
+    const wait = this.typingRate.take(principal.userId);
+    if (wait > 0) throw new DomainError('RATE_LIMITED', `too many typing updates; retry in ${wait} ms`, wait);
+    if (isTyping && !this.registry.isMember(principal.userId, conversationId)) {
+      throw new DomainError('NOT_A_MEMBER', `not present in conversation ${conversationId}: subscribe to conversation.events first`);
+    }
+    if (this.typing.set(conversationId, principal.userId, isTyping, connectionId)) {
+      this.publishTyping(conversationId, principal.userId, isTyping);
+    }
+  }
+
+  /** Server-side typing for any user (embedding API); bypasses membership and rate checks. */
+  broadcastTyping(conversationId: RoomId, userId: UserId, isTyping: boolean): void {
+    if (this.typing.set(conversationId, userId, isTyping, null)) this.publishTyping(conversationId, userId, isTyping);
+  }
+
+  private publishTyping(roomId: RoomId, userId: UserId, isTyping: boolean): void {
+    void this.broker.publish(roomId, { type: 'typing', conversationId: roomId, at: new Date(), userId, isTyping }, { audience: { exceptUser: userId }, store: false });
+  }
+
+  /** Members of the room: connected users plus those inside their reconnect grace period. */
+  presence(conversationId: RoomId): MemberPresence[] {
+    const snapshot = this.registry.snapshot(conversationId);
+    const members: MemberPresence[] = (snapshot?.members ?? []).map((m) => ({
+      ...m,
+      typing: this.typing.isTyping(conversationId, m.userId),
+    }));
+    for (const ghost of this.grace.inRoom(conversationId)) {
+      if (!members.some((m) => m.userId === ghost.userId)) {
+        members.push({ userId: ghost.userId, connections: 0, joinedAt: ghost.since, typing: false });
+      }
+    }
+    return members;
+  }
+
+  private presentUsers(roomId: RoomId): UserId[] {
+    return this.presence(roomId).map((m) => m.userId);
+  }
+
+  userRooms(userId: UserId): RoomId[] {
+    return this.registry.userRooms(userId);
+  }
+
+  // ---------------------------------------------------------------- other publishers
+
+  broadcastSystemEvent(conversationId: RoomId, event: string, data: unknown): Promise<RoomEnvelope> {
+    return this.publish(conversationId, { type: 'system', conversationId, at: new Date(), event, data }, {});
+  }
+
+  updateConversation(conversationId: RoomId, changes: Record<string, unknown>): Promise<RoomEnvelope> {
+    return this.publish(conversationId, { type: 'conversation_updated', conversationId, at: new Date(), changes }, {});
+  }
+
+  /** Ends every subscription of the room; returns how many connections were in it. */
+  closeRoom(conversationId: RoomId): number {
+    const subs = [...(this.subscribers.get(conversationId) ?? [])];
+    for (const sub of subs) sub.queue.end();
+    return new Set(subs.map((s) => s.connection.id)).size;
+  }
+
+  private publish(roomId: RoomId, event: RoomEvent, audience: Audience): Promise<RoomEnvelope> {
+    this.stats.eventsPublished += 1;
+    return this.broker.publish(roomId, event, { audience, store: true });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Stops taking connections and reports every pending ack as it stands. */
+  beginShutdown(): void {
+    this.closing = true;
+    this.acks.flushAll();
+  }
+
+  async close(): Promise<void> {
+    this.beginShutdown();
+    for (const set of this.subscribers.values()) for (const sub of set) sub.queue.end();
+    this.acks.close();
+    this.typing.close();
+    this.grace.close();
+    clearInterval(this.sweepTimer);
+    await this.broker.close();
+  }
+
+  /** Sizes of every internal structure, for leak tests and the admin plane. */
+  internals(): Record<string, number> {
+    return {
+      ...prefix('registry', this.registry.counts()),
+      connections: this.connections.size,
+      subscribedRooms: this.subscribers.size,
+      brokerSubscriptions: this.brokerSubscriptions.size,
+      awaitingAck: this.awaitingAck.size,
+      reportWaiters: this.reportWaiters.size,
+      pendingAcks: this.acks.pendingCount,
+      typing: this.typing.size(),
+      graceTimers: this.grace.size(),
+      registryListeners: this.registry.events.count(),
+    };
+  }
+}
+
+function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId): boolean {
+  if (audience.exceptConnection === connectionId) return false;
+  if (audience.exceptUser === userId) return false;
+  if (audience.onlyUsers && !audience.onlyUsers.includes(userId)) return false;
+  return true;
+}
+
+function prefix(name: string, counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [`${name}.${k}`, v]));
+}
+
+export type { EventId };

@@ -1,0 +1,41 @@
+import type { CloseReason } from '../service/realtime-service.ts';
+
+/**
+ * WebSocket close codes the server uses, after Centrifuge's ranges:
+ *   4000–4499  the client should reconnect (and resume from its last event id);
+ *   4500–4999  terminal: reconnecting will not help until something changes.
+ * The stock tRPC client reconnects whatever the code; clients/chat honours the terminal range.
+ * Reasons stay well under the 123-byte close-frame limit.
+ */
+export const CloseCodes = {
+  /** The server is shutting down or draining; reconnect (to another node) and resume. */
+  SHUTDOWN: 4000,
+  /** The token expired; reconnect with a fresh token (connectionParams is re-read). */
+  TOKEN_EXPIRED: 4001,
+  /** More unsent bytes than MAX_BUFFERED_BYTES; reconnect and resume from the last event id. */
+  SLOW_CONSUMER: 4008,
+  /** An administrator disconnected this user. Terminal. */
+  KICKED: 4500,
+} as const;
+
+export const RECONNECT_RANGE = [4000, 4499] as const;
+export const TERMINAL_RANGE = [4500, 4999] as const;
+
+export function closeFrameFor(reason: CloseReason, detail?: string): { code: number; reason: string } {
+  const text = (base: string) => (detail ? `${base}: ${detail}` : base).slice(0, 120);
+  switch (reason) {
+    case 'shutdown':
+      return { code: CloseCodes.SHUTDOWN, reason: text('server shutting down') };
+    case 'token_expired':
+      return { code: CloseCodes.TOKEN_EXPIRED, reason: text('token expired') };
+    case 'slow_consumer':
+      return { code: CloseCodes.SLOW_CONSUMER, reason: text('slow consumer') };
+    case 'kicked':
+    case 'room_closed':
+      return { code: CloseCodes.KICKED, reason: text('disconnected by an administrator') };
+  }
+}
+
+export function shouldReconnect(code: number): boolean {
+  return !(code >= TERMINAL_RANGE[0] && code <= TERMINAL_RANGE[1]);
+}

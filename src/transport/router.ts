@@ -1,0 +1,119 @@
+import { tracked, TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { RoomEvent } from '../domain/types.ts';
+import type { RealtimeService } from '../service/realtime-service.ts';
+import { authedProcedure, requireAccess, t, type Authorize } from './trpc.ts';
+import { toTRPCError } from './trpc-errors.ts';
+
+export const conversationIdSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'must contain only A-Z a-z 0-9 _ . : -');
+
+const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+
+export interface RouterDeps {
+  service: RealtimeService;
+  config: Config;
+  authorize: Authorize;
+}
+
+export function createAppRouter({ service, config, authorize }: RouterDeps) {
+  const maxBytes = config.maxMessageBytes;
+  const bodySchema = z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `must be at most ${maxBytes} UTF-8 bytes`);
+
+  const conversation = t.router({
+    /** Joins the room and streams its events; resumes after `lastEventId` when given. */
+    events: authedProcedure
+      .input(z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() }))
+      .subscription(async function* ({ ctx, input, signal }) {
+        if (!ctx.connection) {
+          throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
+        }
+        await requireAccess(authorize, ctx.principal, input.conversationId);
+        try {
+          const stream = service.subscribe({
+            connectionId: ctx.connection.id,
+            conversationId: input.conversationId,
+            lastEventId: input.lastEventId ?? null,
+            ...(signal && { signal }),
+          });
+          for await (const envelope of stream) {
+            service.recordDelivery(envelope);
+            yield tracked(envelope.id, envelope.event as RoomEvent);
+          }
+        } catch (error) {
+          throw toTRPCError(error);
+        }
+      }),
+
+    presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {
+      await requireAccess(authorize, ctx.principal, input.conversationId);
+      return { members: service.presence(input.conversationId) };
+    }),
+
+    /** The conversations the caller is present in, with its connection count in each. */
+    mine: authedProcedure.query(({ ctx }) => {
+      const userId = ctx.principal.userId;
+      return service.userRooms(userId).map((conversationId) => {
+        const member = service.presence(conversationId).find((m) => m.userId === userId);
+        return { conversationId, connections: member?.connections ?? 0, joinedAt: member?.joinedAt ?? new Date() };
+      });
+    }),
+  });
+
+  const message = t.router({
+    send: authedProcedure
+      .input(
+        z.object({
+          conversationId: conversationIdSchema,
+          body: bodySchema,
+          clientMessageId: z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters').optional(),
+          ack: z.union([z.boolean(), z.object({ timeoutMs: z.number().int().min(1).max(3_600_000) })]).optional(),
+          echo: z.boolean().optional(),
+        }),
+      )
+      .mutation(async ({ ctx, input }) => {
+        await requireAccess(authorize, ctx.principal, input.conversationId);
+        return service.sendMessage({
+          principal: ctx.principal,
+          connectionId: ctx.connection?.id ?? null,
+          conversationId: input.conversationId,
+          body: input.body,
+          ...(input.clientMessageId !== undefined && { clientMessageId: input.clientMessageId }),
+          ...(input.ack !== undefined && { ack: input.ack }),
+          ...(input.echo !== undefined && { echo: input.echo }),
+        });
+      }),
+
+    ack: authedProcedure
+      .input(z.object({ conversationId: conversationIdSchema, messageId: messageIdSchema }))
+      .mutation(async ({ ctx, input }) => {
+        await requireAccess(authorize, ctx.principal, input.conversationId);
+        return service.ack(ctx.principal, input.conversationId, input.messageId);
+      }),
+
+    deliveryStatus: authedProcedure
+      .input(z.object({ messageId: messageIdSchema }))
+      .query(({ ctx, input }) => service.deliveryStatus(ctx.principal, input.messageId)),
+  });
+
+  const typing = t.router({
+    set: authedProcedure
+      .input(z.object({ conversationId: conversationIdSchema, isTyping: z.boolean() }))
+      .mutation(async ({ ctx, input }) => {
+        await requireAccess(authorize, ctx.principal, input.conversationId);
+        service.setTyping(ctx.principal, ctx.connection?.id ?? null, input.conversationId, input.isTyping);
+        return { ok: true as const };
+      }),
+  });
+
+  return t.router({ conversation, message, typing });
+}
+
+export type AppRouter = ReturnType<typeof createAppRouter>;

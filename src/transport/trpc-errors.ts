@@ -1,0 +1,35 @@
+import { TRPCError } from '@trpc/server';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { ZodError } from 'zod';
+import { DomainError, type DomainErrorCode } from '../domain/errors.ts';
+
+/** The one place where domain errors become tRPC errors. */
+const CODES: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
+  UNAUTHENTICATED: 'UNAUTHORIZED',
+  FORBIDDEN_CONVERSATION: 'FORBIDDEN',
+  NOT_A_MEMBER: 'PRECONDITION_FAILED',
+  ACK_UNKNOWN: 'NOT_FOUND',
+  ACK_NOT_EXPECTED: 'FORBIDDEN',
+  MESSAGE_NOT_FOUND: 'NOT_FOUND',
+  NOT_SENDER: 'FORBIDDEN',
+  RATE_LIMITED: 'TOO_MANY_REQUESTS',
+  MESSAGE_TOO_LARGE: 'BAD_REQUEST',
+  WEBSOCKET_REQUIRED: 'METHOD_NOT_SUPPORTED',
+  SHUTTING_DOWN: 'SERVICE_UNAVAILABLE',
+};
+
+export function toTRPCError(error: unknown): unknown {
+  if (error instanceof DomainError) return new TRPCError({ code: CODES[error.code], message: error.message, cause: error });
+  return error;
+}
+
+/** "body: Too small…; conversationId: …" — every issue, each naming its field. */
+export function describeZodError(error: ZodError): string {
+  return error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');
+}
+
+export function findZodError(error: unknown): ZodError | undefined {
+  if (error instanceof ZodError) return error;
+  if (error instanceof Error && error.cause instanceof ZodError) return error.cause;
+  return undefined;
+}

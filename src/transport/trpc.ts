@@ -1,0 +1,47 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import superjson from 'superjson';
+import { isExpired } from '../auth/tokens.ts';
+import type { Principal, RoomId } from '../domain/types.ts';
+import type { ConnectionHandle } from '../service/realtime-service.ts';
+import { describeZodError, findZodError, toTRPCError } from './trpc-errors.ts';
+
+/** Per-connection (ws) or per-request (http) context. The user id comes only from here. */
+export interface Context {
+  principal: Principal;
+  /** The WebSocket connection; null for calls over HTTP. */
+  connection: ConnectionHandle | null;
+}
+
+/** Decides whether a principal may use a conversation; replaceable through `authorizeJoin`. */
+export type Authorize = (principal: Principal, conversationId: RoomId) => boolean | Promise<boolean>;
+
+export const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  // Stack traces never go on the wire, whatever NODE_ENV says.
+  isDev: false,
+  errorFormatter({ shape, error }) {
+    const zodError = error.code === 'BAD_REQUEST' ? findZodError(error.cause) : undefined;
+    if (zodError) {
+      return { ...shape, message: `Invalid input: ${describeZodError(zodError)}`, data: { ...shape.data, issues: zodError.issues.map((i) => ({ path: i.path.map(String), message: i.message })) } };
+    }
+    if (error.code === 'INTERNAL_SERVER_ERROR') return { ...shape, message: 'Internal server error' };
+    return shape;
+  },
+});
+
+/** Maps domain errors once, and re-checks the token's expiry on every call. */
+export const authedProcedure = t.procedure.use(async ({ ctx, next }) => {
+  if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error.cause);
+    if (mapped instanceof TRPCError) throw mapped;
+  }
+  return result;
+});
+
+export async function requireAccess(authorize: Authorize, principal: Principal, conversationId: RoomId): Promise<void> {
+  if (!(await authorize(principal, conversationId))) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${conversationId}` });
+  }
+}
