@@ -1,0 +1,285 @@
+/**
+ * The typed chat client on the stock `@trpc/client`: one WebSocket (wsLink) for everything, so
+ * the server knows the sending connection. Adds what an application otherwise writes itself:
+ * automatic ack of `ackRequired` messages, de-duplication by event id, automatic resume (the
+ * tRPC client re-subscribes with the last tracked id), idempotent sends with retry, and a
+ * throttled typing indicator that stops by itself.
+ */
+import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from '@trpc/client';
+import { decodeJwt } from 'jose';
+import superjson from 'superjson';
+import { WebSocket as NodeWebSocket } from 'ws';
+import type { AppRouter } from '../../src/transport/router.ts';
+import type { RoomEvent, SendResult, MemberPresence, DeliveryReport, PendingDeliveryReport } from '../../src/domain/types.ts';
+import { shouldReconnect } from '../../src/transport/close-codes.ts';
+
+export type { AppRouter, RoomEvent, SendResult, MemberPresence, DeliveryReport };
+
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ChatClientOptions {
+  /** `ws://host:port/trpc` */
+  url: string;
+  token: TokenSource;
+  /** Ack `ackRequired` messages automatically (default true). */
+  autoAck?: boolean;
+  /** Typing: at most one `typing.set(true)` per this interval while typing continues (default 2000). */
+  typingThrottleMs?: number;
+  /** Typing: sent `isTyping: false` after this long without a `setTyping(true)` call (default 4000). */
+  typingIdleMs?: number;
+  /** Reconnect back-off (default: 0, then 250 ms doubling up to 5 s). */
+  retryDelayMs?: (attempt: number) => number;
+  /** Called when the server closes the socket with a terminal code (4500–4999); the client then closes. */
+  onTerminalClose?: (code: number) => void;
+  /** How many event ids to remember per conversation for de-duplication (default 4096). */
+  dedupWindow?: number;
+}
+
+export interface JoinOptions {
+  /** Resume after this event id (e.g. one persisted across process restarts). */
+  lastEventId?: string;
+  onEvent?: (event: RoomEvent, eventId: string) => void;
+  onError?: (error: unknown) => void;
+}
+
+export type SendOptions = {
+  clientMessageId?: string;
+  ack?: boolean | { timeoutMs: number };
+  echo?: boolean;
+};
+
+/** One joined conversation: events as an async iterator and/or callbacks. */
+export interface Conversation extends AsyncIterable<{ id: string; event: RoomEvent }> {
+  readonly conversationId: string;
+  /** The last event id delivered to the application (the resume point). */
+  readonly lastEventId: string | undefined;
+  /** Registers a callback for one event type; returns its remover. */
+  on<TType extends RoomEvent['type']>(type: TType, listener: (event: Extract<RoomEvent, { type: TType }>, id: string) => void): () => void;
+  /** Resolves with the next event matching the predicate (handy in scripts and tests). */
+  next<TType extends RoomEvent['type']>(type: TType, predicate?: (event: Extract<RoomEvent, { type: TType }>) => boolean, timeoutMs?: number): Promise<Extract<RoomEvent, { type: TType }>>;
+  /** Resolves once the server has started the subscription. */
+  readonly started: Promise<void>;
+  leave(): void;
+}
+
+export interface ChatClient {
+  readonly userId: string | undefined;
+  readonly trpc: TRPCClient<AppRouter>;
+  join(conversationId: string, options?: JoinOptions): Conversation;
+  send(conversationId: string, body: string, options?: SendOptions): Promise<SendResult>;
+  ack(conversationId: string, messageId: string): Promise<{ accepted: boolean; duplicate: boolean; late: boolean }>;
+  setTyping(conversationId: string, isTyping: boolean): void;
+  presence(conversationId: string): Promise<MemberPresence[]>;
+  deliveryStatus(messageId: string): Promise<DeliveryReport | PendingDeliveryReport>;
+  close(): Promise<void>;
+}
+
+const defaultRetry = (attempt: number) => (attempt === 0 ? 0 : Math.min(250 * 2 ** (attempt - 1), 5000));
+
+export function createChatClient(options: ChatClientOptions): ChatClient {
+  const autoAck = options.autoAck ?? true;
+  const throttleMs = options.typingThrottleMs ?? 2000;
+  const idleMs = options.typingIdleMs ?? 4000;
+  const dedupWindow = options.dedupWindow ?? 4096;
+  let userId: string | undefined;
+
+  const resolveToken = async (): Promise<string> => {
+    const token = typeof options.token === 'function' ? await options.token() : options.token;
+    try {
+      userId = decodeJwt(token).sub;
+    } catch {
+      userId = undefined; // not a JWT (custom authenticate): the server still decides
+    }
+    return token;
+  };
+  if (typeof options.token === 'string') void resolveToken().catch(() => undefined);
+
+  let closed = false;
+  const wsClient = createWSClient({
+    url: options.url,
+    // Node 20 has no global WebSocket: use `ws` there, the platform's one in browsers.
+    WebSocket: (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? (NodeWebSocket as unknown as typeof WebSocket),
+    connectionParams: async () => ({ token: await resolveToken() }),
+    retryDelayMs: options.retryDelayMs ?? defaultRetry,
+    keepAlive: { enabled: true, intervalMs: 20_000, pongTimeoutMs: 5_000 },
+    onClose: (cause) => {
+      const code = cause?.code ?? 1005;
+      if (!closed && !shouldReconnect(code)) {
+        options.onTerminalClose?.(code);
+        void client.close();
+      }
+    },
+  });
+
+  const trpc = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
+
+  /** Event ids this process sent itself (excluded from its own stream, but replayed on resume). */
+  const ownEventIds = new Map<string, Set<string>>();
+  const typingState = new Map<string, { on: boolean; lastSent: number; idle: NodeJS.Timeout | null }>();
+
+  function remember(set: Set<string>, id: string): void {
+    set.add(id);
+    if (set.size > dedupWindow) set.delete(set.values().next().value as string);
+  }
+
+  function join(conversationId: string, joinOptions: JoinOptions = {}): Conversation {
+    const seen = new Set<string>();
+    const own = ownEventIds.get(conversationId) ?? new Set<string>();
+    ownEventIds.set(conversationId, own);
+    const listeners = new Set<(event: RoomEvent, id: string) => void>();
+    if (joinOptions.onEvent) listeners.add(joinOptions.onEvent);
+    const buffered: Array<{ id: string; event: RoomEvent }> = [];
+    const iterWaiters: Array<(v: IteratorResult<{ id: string; event: RoomEvent }>) => void> = [];
+    let iterating = false;
+    let done = false;
+    let lastEventId = joinOptions.lastEventId;
+    let markStarted!: () => void;
+    const started = new Promise<void>((resolve) => (markStarted = resolve));
+
+    const finish = () => {
+      done = true;
+      for (const w of iterWaiters.splice(0)) w({ value: undefined, done: true });
+    };
+
+    const subscription = trpc.conversation.events.subscribe(
+      { conversationId, ...(joinOptions.lastEventId !== undefined && { lastEventId: joinOptions.lastEventId }) },
+      {
+        onStarted: () => markStarted(),
+        onData: ({ id, data: event }) => {
+          const duplicate = seen.has(id) || own.has(id);
+          if (event.type === 'message' && event.message.ackRequired && autoAck && event.message.senderId !== userId) {
+            // Re-sends of a message we already have are acked again: our first ack may have been lost.
+            void trpc.message.ack.mutate({ conversationId, messageId: event.message.id }).catch(() => undefined);
+          }
+          if (duplicate) return;
+          remember(seen, id);
+          lastEventId = id;
+          for (const listener of listeners) listener(event, id);
+          const item = { id, event };
+          const waiter = iterWaiters.shift();
+          if (waiter) waiter({ value: item, done: false });
+          else if (iterating) buffered.push(item);
+        },
+        onError: (error) => {
+          joinOptions.onError?.(error);
+          finish();
+        },
+        onComplete: finish,
+        onStopped: finish,
+      },
+    );
+
+    const conversation: Conversation = {
+      conversationId,
+      get lastEventId() {
+        return lastEventId;
+      },
+      started,
+      on(type, listener) {
+        const wrapped = (event: RoomEvent, id: string) => {
+          if (event.type === type) (listener as (e: RoomEvent, id: string) => void)(event, id);
+        };
+        listeners.add(wrapped);
+        return () => listeners.delete(wrapped);
+      },
+      next(type, predicate, timeoutMs = 5000) {
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            off();
+            reject(new Error(`no ${type} event within ${timeoutMs} ms in ${conversationId}`));
+          }, timeoutMs);
+          const off = conversation.on(type, (event) => {
+            if (predicate && !predicate(event)) return;
+            clearTimeout(timer);
+            off();
+            resolve(event);
+          });
+        });
+      },
+      leave() {
+        subscription.unsubscribe();
+        finish();
+      },
+      [Symbol.asyncIterator]() {
+        iterating = true;
+        return {
+          next: () => {
+            const item = buffered.shift();
+            if (item) return Promise.resolve({ value: item, done: false });
+            if (done) return Promise.resolve({ value: undefined, done: true });
+            return new Promise((resolve) => iterWaiters.push(resolve));
+          },
+          return: () => {
+            conversation.leave();
+            return Promise.resolve({ value: undefined, done: true });
+          },
+        };
+      },
+    };
+    return conversation;
+  }
+
+  async function send(conversationId: string, body: string, sendOptions: SendOptions = {}): Promise<SendResult> {
+    // A clientMessageId makes the send idempotent, so a retry after a dropped socket is safe.
+    const clientMessageId = sendOptions.clientMessageId ?? crypto.randomUUID();
+    const input = { conversationId, body, clientMessageId, ...(sendOptions.ack !== undefined && { ack: sendOptions.ack }), ...(sendOptions.echo !== undefined && { echo: sendOptions.echo }) };
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const result = await trpc.message.send.mutate(input);
+        const own = ownEventIds.get(conversationId);
+        if (own && !sendOptions.echo) remember(own, result.eventId);
+        return result;
+      } catch (error) {
+        if (attempt >= 3 || !isConnectionError(error) || closed) throw error;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  function setTyping(conversationId: string, isTyping: boolean): void {
+    const state = typingState.get(conversationId) ?? { on: false, lastSent: 0, idle: null };
+    typingState.set(conversationId, state);
+    if (state.idle) clearTimeout(state.idle);
+    state.idle = null;
+    const now = Date.now();
+    if (isTyping) {
+      if (!state.on || now - state.lastSent >= throttleMs) {
+        state.on = true;
+        state.lastSent = now;
+        void trpc.typing.set.mutate({ conversationId, isTyping: true }).catch(() => undefined);
+      }
+      state.idle = setTimeout(() => setTyping(conversationId, false), idleMs);
+      state.idle.unref?.();
+    } else if (state.on) {
+      state.on = false;
+      typingState.delete(conversationId);
+      void trpc.typing.set.mutate({ conversationId, isTyping: false }).catch(() => undefined);
+    }
+  }
+
+  const client: ChatClient = {
+    get userId() {
+      return userId;
+    },
+    trpc,
+    join,
+    send,
+    ack: (conversationId, messageId) => trpc.message.ack.mutate({ conversationId, messageId }),
+    setTyping,
+    presence: async (conversationId) => (await trpc.conversation.presence.query({ conversationId })).members,
+    deliveryStatus: (messageId) => trpc.message.deliveryStatus.query({ messageId }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const state of typingState.values()) if (state.idle) clearTimeout(state.idle);
+      typingState.clear();
+      await wsClient.close();
+    },
+  };
+  return client;
+}
+
+function isConnectionError(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.name} ${error.message} ${String(error.cause ?? '')}` : '';
+  return /WebSocket|closed|ECONNRE/i.test(text);
+}
