@@ -111,7 +111,7 @@ export class RealtimeService {
       onExpire: (roomId, userId) => this.publishTyping(roomId, userId, false),
     });
     this.grace = new PresenceGrace(config.presenceGraceMs, (roomId, userId) => {
-      this.publish(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
+      this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
     });
     this.sent = new ExpiringMap(config.historyTtlMs);
     this.messageRate = new TokenBuckets(config.messageRatePerSec, config.messageRateBurst);
@@ -185,7 +185,7 @@ export class RealtimeService {
       joined = true;
       if (join.userJoined && !this.grace.cancel(roomId, userId)) {
         const { name } = connection.principal;
-        this.publish(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), userId, ...(name !== undefined && { name }) }, { exceptConnection: connection.id });
+        this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), userId, ...(name !== undefined && { name }) }, { exceptConnection: connection.id });
       }
 
       let cutoff: ParsedEventId | null = null;
@@ -224,7 +224,7 @@ export class RealtimeService {
     const left = this.registry.leave(connectionId, roomId);
     if (left?.userLeft) {
       if (this.typing.clear(roomId, user.userId)) this.publishTyping(roomId, user.userId, false);
-      this.publish(roomId, { type: 'user_left', conversationId: roomId, at: new Date(), userId: user.userId }, {});
+      this.emit(roomId, { type: 'user_left', conversationId: roomId, at: new Date(), userId: user.userId }, {});
     }
   }
 
@@ -362,7 +362,7 @@ export class RealtimeService {
     this.awaitingAck.delete(report.messageId);
     this.stats.acks[report.status] += 1;
     this.stats.ackLatency.record(report.latencyMs);
-    void this.publish(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
+    this.emit(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
     const waiter = this.reportWaiters.get(report.messageId);
     if (waiter) {
       this.reportWaiters.delete(report.messageId);
@@ -395,7 +395,7 @@ export class RealtimeService {
   }
 
   private publishTyping(roomId: RoomId, userId: UserId, isTyping: boolean): void {
-    void this.broker.publish(roomId, { type: 'typing', conversationId: roomId, at: new Date(), userId, isTyping }, { audience: { exceptUser: userId }, store: false });
+    this.emit(roomId, { type: 'typing', conversationId: roomId, at: new Date(), userId, isTyping }, { exceptUser: userId }, false);
   }
 
   /** Members of the room: connected users plus those inside their reconnect grace period. */
@@ -438,9 +438,16 @@ export class RealtimeService {
     return new Set(subs.map((s) => s.connection.id)).size;
   }
 
-  private publish(roomId: RoomId, event: RoomEvent, audience: Audience): Promise<RoomEnvelope> {
+  private publish(roomId: RoomId, event: RoomEvent, audience: Audience, store = true): Promise<RoomEnvelope> {
     this.stats.eventsPublished += 1;
-    return this.broker.publish(roomId, event, { audience, store: true });
+    return this.broker.publish(roomId, event, { audience, store });
+  }
+
+  /** Publishes without waiting; a broker failure is logged, never thrown into a caller. */
+  private emit(roomId: RoomId, event: RoomEvent, audience: Audience, store = true): void {
+    this.publish(roomId, event, audience, store).catch((error: unknown) => {
+      this.log.error({ err: error, roomId, type: event.type }, 'publish failed');
+    });
   }
 
   // ---------------------------------------------------------------- lifecycle
