@@ -2,8 +2,8 @@ import type { EventId } from '../domain/types.ts';
 
 /**
  * Event ids: `<epoch>:<seq>` for stored events and `<epoch>:<seq>.<n>` for ephemeral ones sent
- * after stored event `seq`. `seq` is zero-padded, so within one epoch the ids also sort as
- * strings. The epoch is random per room history: an id from a history that no longer exists (a
+ * after stored event `seq`. `seq` and `n` are zero-padded, so within one epoch the ids also sort
+ * as strings. The epoch is random per room history: an id from a history that no longer exists (a
  * restarted node, an expired room) is recognised and answered with `resync`, never a silent gap.
  */
 
@@ -18,7 +18,7 @@ export interface ParsedEventId {
 
 export function formatEventId(epoch: string, seq: number, sub = 0): EventId {
   const base = `${epoch}:${String(seq).padStart(SEQ_WIDTH, '0')}`;
-  return sub === 0 ? base : `${base}.${sub}`;
+  return sub === 0 ? base : `${base}.${String(sub).padStart(SEQ_WIDTH, '0')}`;
 }
 
 const PATTERN = /^([A-Za-z0-9]{1,32}):(\d{1,15})(?:\.(\d{1,15}))?$/;
