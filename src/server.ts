@@ -119,7 +119,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     onError,
   });
 
-  let ready = false;
+  // Nothing to wait for in single-node mode; a cluster broker will hold this until Redis answers.
+  const ready = true;
   let draining = false;
   const routes = new Map<string, RouteHandler>();
 
@@ -162,17 +163,21 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     createServer((req, res) => {
       if (!handleRequest(req, res)) sendJson(res, 404, { error: 'not found' });
     });
+  const hostListeners = (existing?.listeners('request') ?? []) as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   if (existing) {
-    existing.on('request', (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res));
+    // Like engine.io's attach: our paths first, everything else to the host's own listeners.
+    existing.removeAllListeners('request');
+    existing.on('request', dispatch);
+  }
+  function dispatch(req: IncomingMessage, res: ServerResponse): void {
+    if (handleRequest(req, res)) return;
+    if (hostListeners.length === 0) sendJson(res, 404, { error: 'not found' });
+    for (const listener of hostListeners) listener.call(existing, req, res);
   }
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!handleUpgrade(req, socket, head) && httpServer.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'Not Found');
   };
   httpServer.on('upgrade', onUpgrade);
-  httpServer.on('listening', () => {
-    ready = true;
-  });
-  if (httpServer.listening) ready = true;
 
   const systemPrincipal = (send: ServerSend): Principal => ({
     userId: send.senderId ?? 'system',
@@ -231,6 +236,11 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         await service.close();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         httpServer.off('upgrade', onUpgrade);
+        if (existing) {
+          // Give the host server back as it was.
+          existing.off('request', dispatch);
+          for (const listener of hostListeners) existing.on('request', listener);
+        }
         if (!existing && httpServer.listening) {
           httpServer.closeAllConnections();
           await new Promise<void>((resolve) => httpServer.close(() => resolve()));

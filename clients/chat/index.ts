@@ -5,7 +5,7 @@
  * tRPC client re-subscribes with the last tracked id), idempotent sends with retry, and a
  * throttled typing indicator that stops by itself.
  */
-import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from '@trpc/client';
+import { createTRPCClient, createWSClient, TRPCClientError, wsLink, type TRPCClient } from '@trpc/client';
 import { decodeJwt } from 'jose';
 import superjson from 'superjson';
 import { WebSocket as NodeWebSocket } from 'ws';
@@ -95,10 +95,38 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   if (typeof options.token === 'string') void resolveToken().catch(() => undefined);
 
   let closed = false;
+  // Node 20 has no global WebSocket: use `ws` there, the platform's one in browsers.
+  const BaseWebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? (NodeWebSocket as unknown as typeof WebSocket);
+  /**
+   * The server's latest connection-level refusal (`{"id":null,"error":…}`: UNAUTHORIZED for a bad
+   * token, SERVICE_UNAVAILABLE while draining). The stock client drops that frame, and a request
+   * flushed just as the server closes the refused socket fails with a bare "connection is not
+   * open"; `explain` gives the application the real reason instead.
+   */
+  let refusal: TRPCClientError<AppRouter> | null = null;
+  class ObservedWebSocket extends BaseWebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      this.addEventListener('message', (event: MessageEvent) => {
+        const data: unknown = event.data;
+        if (typeof data !== 'string') return;
+        if (data.startsWith('{"id":null,"error"')) {
+          try {
+            refusal = TRPCClientError.from({ error: superjson.deserialize((JSON.parse(data) as { error: Parameters<typeof superjson.deserialize>[0] }).error) });
+          } catch {
+            // not a frame we understand: leave the stock error as it is
+          }
+        } else if (refusal && data.startsWith('{"id":')) {
+          refusal = null; // answered normally again
+        }
+      });
+    }
+  }
+  const explain = (error: unknown): unknown => (refusal && !(error instanceof TRPCClientError && error.data) ? refusal : error);
+
   const wsClient = createWSClient({
     url: options.url,
-    // Node 20 has no global WebSocket: use `ws` there, the platform's one in browsers.
-    WebSocket: (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? (NodeWebSocket as unknown as typeof WebSocket),
+    WebSocket: ObservedWebSocket,
     connectionParams: async () => ({ token: await resolveToken() }),
     retryDelayMs: options.retryDelayMs ?? defaultRetry,
     keepAlive: { enabled: true, intervalMs: 20_000, pongTimeoutMs: 5_000 },
@@ -161,7 +189,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           else if (iterating) buffered.push(item);
         },
         onError: (error) => {
-          joinOptions.onError?.(error);
+          joinOptions.onError?.(explain(error));
           finish();
         },
         onComplete: finish,
@@ -230,7 +258,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         if (own && !sendOptions.echo) remember(own, result.eventId);
         return result;
       } catch (error) {
-        if (attempt >= 3 || !isConnectionError(error) || closed) throw error;
+        if (attempt >= 3 || !isConnectionError(error) || closed) throw explain(error);
         await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
     }
@@ -264,10 +292,10 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     trpc,
     join,
     send,
-    ack: (conversationId, messageId) => trpc.message.ack.mutate({ conversationId, messageId }),
+    ack: (conversationId, messageId) => trpc.message.ack.mutate({ conversationId, messageId }).catch((e: unknown) => Promise.reject(explain(e))),
     setTyping,
-    presence: async (conversationId) => (await trpc.conversation.presence.query({ conversationId })).members,
-    deliveryStatus: (messageId) => trpc.message.deliveryStatus.query({ messageId }),
+    presence: async (conversationId) => (await trpc.conversation.presence.query({ conversationId }).catch((e: unknown) => Promise.reject(explain(e)))).members,
+    deliveryStatus: (messageId) => trpc.message.deliveryStatus.query({ messageId }).catch((e: unknown) => Promise.reject(explain(e))),
     async close() {
       if (closed) return;
       closed = true;

@@ -25,7 +25,26 @@ export function toTRPCError(error: unknown): unknown {
 
 /** "body: Too small…; conversationId: …" — every issue, each naming its field. */
 export function describeZodError(error: ZodError): string {
-  return error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');
+  return zodIssues(error).map((i) => `${i.path.length > 0 ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');
+}
+
+type Issue = ZodError['issues'][number];
+
+/**
+ * The issues with each union failure replaced by the branch that got furthest, so
+ * `ack: { timeoutMs: 1.5 }` names `ack.timeoutMs` rather than a bare "ack: Invalid input".
+ */
+export function zodIssues(error: ZodError): Array<{ path: PropertyKey[]; message: string }> {
+  return error.issues.flatMap(flattenIssue);
+}
+
+function flattenIssue(issue: Issue): Array<{ path: PropertyKey[]; message: string }> {
+  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const depth = (branch: Issue[]) => Math.max(0, ...branch.map((i) => i.path.length));
+    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+    if (depth(best) > 0) return best.flatMap((inner) => flattenIssue({ ...inner, path: [...issue.path, ...inner.path] } as Issue));
+  }
+  return [{ path: issue.path, message: issue.message }];
 }
 
 export function findZodError(error: unknown): ZodError | undefined {

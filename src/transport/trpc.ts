@@ -3,7 +3,7 @@ import superjson from 'superjson';
 import { isExpired } from '../auth/tokens.ts';
 import type { Principal, RoomId } from '../domain/types.ts';
 import type { ConnectionHandle } from '../service/realtime-service.ts';
-import { describeZodError, findZodError, toTRPCError } from './trpc-errors.ts';
+import { describeZodError, findZodError, toTRPCError, zodIssues } from './trpc-errors.ts';
 
 /** Per-connection (ws) or per-request (http) context. The user id comes only from here. */
 export interface Context {
@@ -22,7 +22,7 @@ export const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     const zodError = error.code === 'BAD_REQUEST' ? findZodError(error.cause) : undefined;
     if (zodError) {
-      return { ...shape, message: `Invalid input: ${describeZodError(zodError)}`, data: { ...shape.data, issues: zodError.issues.map((i) => ({ path: i.path.map(String), message: i.message })) } };
+      return { ...shape, message: `Invalid input: ${describeZodError(zodError)}`, data: { ...shape.data, issues: zodIssues(zodError).map((i) => ({ path: i.path.map(String), message: i.message })) } };
     }
     if (error.code === 'INTERNAL_SERVER_ERROR') return { ...shape, message: 'Internal server error' };
     return shape;
