@@ -278,16 +278,16 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         ...(send.timeoutMs !== undefined && { timeoutMs: send.timeoutMs }),
       });
     },
-    getRoomUsers(conversationId: RoomId): MemberPresence[] {
+    getRoomUsers(conversationId: RoomId): Promise<MemberPresence[]> {
       return service.presence(conversationId);
     },
-    getUserRooms(userId: UserId): RoomId[] {
+    getUserRooms(userId: UserId): Promise<RoomId[]> {
       return service.userRooms(userId);
     },
-    getRoomStats(conversationId: RoomId): RoomStats | null {
+    async getRoomStats(conversationId: RoomId): Promise<RoomStats | null> {
       const snapshot = service.registry.snapshot(conversationId);
       if (!snapshot) return null;
-      const members = service.presence(conversationId);
+      const members = await service.presence(conversationId);
       return {
         conversationId,
         memberCount: members.length,
@@ -297,7 +297,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         createdAt: snapshot.createdAt,
         lastActivityAt: snapshot.lastActivityAt,
         messagesBroadcast: snapshot.messagesBroadcast,
-        pendingAcks: service.pendingAcks({ conversationId }).length,
+        pendingAcks: (await service.pendingAcks({ conversationId })).length,
       };
     },
     getBroadcastStats(): BroadcastStats {

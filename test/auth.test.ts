@@ -57,7 +57,7 @@ describe('WebSocket authentication', () => {
       }
     }
     // The room never saw the refused connections: only alice, and nothing was broadcast.
-    expect(t.app.getRoomUsers('secret-room').map((m) => m.userId)).toEqual(['alice']);
+    expect((await t.app.getRoomUsers('secret-room')).map((m) => m.userId)).toEqual(['alice']);
     expect(t.app.service.stats.messagesBroadcast).toBe(before);
     await vi.waitFor(() => expect(t.app.service.internals().connections).toBe(1));
     // alice's stream is unaffected: a marker arrives and nothing from the refused clients precedes it.
@@ -110,7 +110,7 @@ describe('WebSocket authentication', () => {
       expect(frame).not.toHaveProperty('result');
       expect(frameErrorCode(frame)).toBe('UNAUTHORIZED');
     }
-    expect(t.app.getRoomUsers('secret-room').map((m) => m.userId)).toEqual(['alice']);
+    expect((await t.app.getRoomUsers('secret-room')).map((m) => m.userId)).toEqual(['alice']);
     await vi.waitFor(() => expect(t.app.service.internals().connections).toBe(1));
   });
 });
@@ -139,8 +139,8 @@ describe('conversation access (the conversations claim)', () => {
     expect((await errorOf(eve.presence('secret'))).code).toBe('FORBIDDEN');
 
     expect(seen).toEqual([]);
-    expect(t.app.getRoomUsers('secret').map((m) => m.userId)).toEqual(['alice']);
-    expect(t.app.getUserRooms('eve')).toEqual(['public']);
+    expect((await t.app.getRoomUsers('secret')).map((m) => m.userId)).toEqual(['alice']);
+    expect((await t.app.getUserRooms('eve'))).toEqual(['public']);
     expect(t.app.service.stats.messagesBroadcast).toBe(before);
     expect(t.app.service.typing.typingUsers('secret')).toEqual([]);
     // alice's stream got nothing from eve: the first event after the refusals is the marker.
@@ -278,7 +278,7 @@ describe('HTTP authentication', () => {
     const postText = await post.text();
     expect(postText).toContain('METHOD_NOT_SUPPORTED');
     expect(postText).not.toMatch(/^data: \{"json":\{"id"/m);
-    expect(t.app.getUserRooms('bob')).toEqual([]);
-    expect(t.app.getRoomStats('http-room')).toBeNull();
+    expect((await t.app.getUserRooms('bob'))).toEqual([]);
+    expect((await t.app.getRoomStats('http-room'))).toBeNull();
   });
 });

@@ -66,7 +66,7 @@ describe('embedding API (CONTRACT §6)', () => {
     const typingOn = b.next('typing');
     t.app.broadcastTyping('room', 'bot', true);
     expect(await typingOn).toMatchObject({ userId: 'bot', isTyping: true });
-    expect(t.app.getRoomStats('room')?.typing).toEqual(['bot']);
+    expect((await t.app.getRoomStats('room'))?.typing).toEqual(['bot']);
     // Idempotent: a repeat is not a change and sends nothing; turning it off is.
     t.app.broadcastTyping('room', 'bot', true);
     const typingOff = b.next('typing');
@@ -116,30 +116,30 @@ describe('embedding API (CONTRACT §6)', () => {
     await joined(bob2, 'room');
     await joined(bob1, 'other');
 
-    const users = t.app.getRoomUsers('room');
+    const users = (await t.app.getRoomUsers('room'));
     expect(users.map((u) => [u.userId, u.connections]).sort()).toEqual([
       ['alice', 1],
       ['bob', 2],
     ]);
     expect(users.find((u) => u.userId === 'alice')).toMatchObject({ name: 'Alice', typing: false });
     expect(users[0]!.joinedAt).toBeInstanceOf(Date);
-    expect(t.app.getUserRooms('bob').sort()).toEqual(['other', 'room']);
-    expect(t.app.getUserRooms('alice')).toEqual(['room']);
-    expect(t.app.getUserRooms('nobody')).toEqual([]);
-    expect(t.app.getRoomUsers('nowhere')).toEqual([]);
-    expect(t.app.getRoomStats('nowhere')).toBeNull();
+    expect((await t.app.getUserRooms('bob')).sort()).toEqual(['other', 'room']);
+    expect((await t.app.getUserRooms('alice'))).toEqual(['room']);
+    expect((await t.app.getUserRooms('nobody'))).toEqual([]);
+    expect((await t.app.getRoomUsers('nowhere'))).toEqual([]);
+    expect((await t.app.getRoomStats('nowhere'))).toBeNull();
 
     // One acked message pending (bob2 does not ack, so bob's ack comes from bob1), one plain.
     const delivered = a.next('message_delivered', undefined, 3000);
     await alice.send('room', 'plain');
     const acked = await alice.send('room', 'ack me', { ack: true });
-    const stats = t.app.getRoomStats('room');
+    const stats = (await t.app.getRoomStats('room'));
     expect(stats).toMatchObject({ conversationId: 'room', memberCount: 2, connectionCount: 3, messagesBroadcast: 2 });
     expect(stats!.createdAt).toBeInstanceOf(Date);
     expect(stats!.lastActivityAt.getTime()).toBeGreaterThanOrEqual(stats!.createdAt.getTime());
     expect(stats!.members).toHaveLength(2);
     expect((await delivered).report).toMatchObject({ messageId: acked.messageId, status: 'delivered' });
-    expect(t.app.getRoomStats('room')!.pendingAcks).toBe(0);
+    expect((await t.app.getRoomStats('room'))!.pendingAcks).toBe(0);
 
     await vi.waitFor(() => expect(t.app.getBroadcastStats().deliveries).toBeGreaterThanOrEqual(4));
     const global = t.app.getBroadcastStats();
@@ -220,7 +220,7 @@ describe('embedding API (CONTRACT §6)', () => {
       void serverSide.then((r) => (settled = r));
       await vi.waitFor(() => expect(t.app.service.acks.pendingCount).toBe(2));
       // alice's client acks the server's message by itself; bob never does.
-      await vi.waitFor(() => expect(t.app.service.pendingAcks().find((p) => p.senderId === 'system')?.acked).toEqual(['alice']));
+      await vi.waitFor(async () => expect((await t.app.service.pendingAcks()).find((p) => p.senderId === 'system')?.acked).toEqual(['alice']));
       expect(settled).toBeUndefined();
 
       const closing = t.app.close();

@@ -71,7 +71,7 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
     expect(t.app.service.stats.messagesBroadcast).toBe(broadcastBefore);
     expect(t.app.service.stats.eventsPublished).toBe(eventsBefore);
     expect(t.app.service.typing.typingUsers('room')).toEqual([]);
-    expect(t.app.getUserRooms('alice')).toEqual(['room']);
+    expect((await t.app.getUserRooms('alice'))).toEqual(['room']);
     expect(await alice.deliveryStatus(ackable.messageId)).toMatchObject({ status: 'pending', acked: [] });
     const marker = b.next('message', (e) => e.message.body === 'marker');
     await alice.send('room', 'marker');
@@ -154,12 +154,12 @@ describe('limits', () => {
     raw.send({ method: 'connectionParams', data: { token: await t.token('mallory') } });
     raw.send({ id: 1, method: 'subscription', params: { input: superjson.serialize({ conversationId: 'frames' }), path: 'conversation.events' } });
     await raw.waitFor((f) => (f as { result?: { type?: string } }).result?.type === 'started');
-    await vi.waitFor(() => expect(t.app.getRoomUsers('frames').map((m) => m.userId).sort()).toEqual(['alice', 'bob', 'mallory']));
+    await vi.waitFor(async () => expect((await t.app.getRoomUsers('frames')).map((m) => m.userId).sort()).toEqual(['alice', 'bob', 'mallory']));
 
     raw.send({ id: 2, method: 'mutation', params: { input: superjson.serialize({ conversationId: 'frames', body: 'x'.repeat(3000) }), path: 'message.send' } });
     const closed = await raw.closed;
     expect(closed.code).toBe(1009);
-    await vi.waitFor(() => expect(t.app.getRoomUsers('frames').map((m) => m.userId).sort()).toEqual(['alice', 'bob']));
+    await vi.waitFor(async () => expect((await t.app.getRoomUsers('frames')).map((m) => m.userId).sort()).toEqual(['alice', 'bob']));
     expect(raw.frames.some((f) => (f as { id?: unknown }).id === 2)).toBe(false);
 
     // The other connections were not harmed.

@@ -226,14 +226,14 @@ describe('resume', () => {
     await a.started;
     const [m1] = await publish(t, 'room', ['m1', 'm2']);
     a.leave();
-    await waitUntil(() => t.app.getRoomStats('room') === null, { what: 'the room to empty' });
+    await waitUntil(() => t.app.service.registry.snapshot('room') === undefined, { what: 'the room to empty' });
     expect(broker.history.has('room')).toBe(true); // the room is gone, its history is not
 
     const c1 = joinLogged(alice, 'room', { lastEventId: m1!.eventId });
     await c1.conversation.next('message', (e) => e.message.body === 'm2');
     expect(bodies(c1.log)).toEqual(['m2']);
     c1.conversation.leave();
-    await waitUntil(() => t.app.getRoomStats('room') === null, { what: 'the room to empty again' });
+    await waitUntil(() => t.app.service.registry.snapshot('room') === undefined, { what: 'the room to empty again' });
 
     await waitUntil(() => !broker.history.has('room'), { what: 'the history to expire' });
     const c2 = joinLogged(alice, 'room', { lastEventId: m1!.eventId });

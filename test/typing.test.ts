@@ -23,7 +23,7 @@ describe('typing', () => {
     const set = (isTyping: boolean) => alice.trpc.typing.set.mutate({ conversationId: 'room', isTyping });
     expect(await set(true)).toEqual({ ok: true });
     expect(await set(true)).toEqual({ ok: true });
-    expect(t.app.getRoomStats('room')?.typing).toEqual(['alice']);
+    expect((await t.app.getRoomStats('room'))?.typing).toEqual(['alice']);
     await set(false);
     await set(false);
     await syncMarker(t, 'room', b.conversation);
@@ -168,7 +168,7 @@ describe('typing', () => {
     const forbidden = await bob.trpc.typing.set.mutate({ conversationId: 'room', isTyping: true }).catch((e: unknown) => e);
     expect((forbidden as TRPCClientError<never>).data).toMatchObject({ code: 'FORBIDDEN' });
     expect(t.app.service.internals().typing).toBe(0);
-    expect(t.app.getRoomStats('room')?.typing).toEqual([]);
+    expect((await t.app.getRoomStats('room'))?.typing).toEqual([]);
   });
 
   describe('chat client setTyping', () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LocalAckRouter, type AckRouter } from '../acks/ack-router.ts';
 import { AckTracker, type AckResult, type PendingAckSnapshot, type RetryRequest } from '../acks/ack-tracker.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Config } from '../config.ts';
@@ -20,6 +21,8 @@ import type {
 } from '../domain/types.ts';
 import { compareEventIds, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import type { Logger } from '../logger.ts';
+import { LocalPresence } from '../presence/local-presence.ts';
+import type { PresenceStore } from '../presence/presence-store.ts';
 import { RoomRegistry } from '../rooms/room-registry.ts';
 import { TypingTracker } from '../typing/typing-tracker.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
@@ -70,8 +73,11 @@ const MAX_QUEUED_EVENTS = 10_000;
 
 /**
  * The realtime core: membership, presence, typing, acknowledged delivery and resume, on top of
- * the pure registry and trackers, with every event going out through the Broker seam. Transport
- * code (tRPC routers) and embedding code call this; it knows nothing of tRPC, ws or HTTP.
+ * the pure registry and trackers. Three seams carry what a cluster must share: every event goes
+ * out through the Broker (ids, history, fan-out), presence through the PresenceStore, acks and
+ * report queries through the AckRouter; each has an in-process default. Transport code (tRPC
+ * routers) and embedding code call this; it knows nothing of tRPC, ws or HTTP. Access rules are
+ * checked at the edge, before calls reach it.
  */
 export class RealtimeService {
   readonly registry: RoomRegistry;
@@ -79,6 +85,10 @@ export class RealtimeService {
   readonly typing: TypingTracker;
   readonly stats = new ServiceStats();
   private readonly grace: PresenceGrace;
+  /** Service-wide presence (seam): local by default. */
+  readonly presenceStore: PresenceStore;
+  /** Where acks and status queries go (seam): the local tracker by default. */
+  readonly ackRouter: AckRouter;
   private readonly connections = new Map<ConnectionId, ConnectionHandle>();
   private readonly subscribers = new Map<RoomId, Set<LocalSubscriber>>();
   private readonly brokerSubscriptions = new Map<RoomId, () => void>();
@@ -111,8 +121,10 @@ export class RealtimeService {
       onExpire: (roomId, userId) => this.publishTyping(roomId, userId, false),
     });
     this.grace = new PresenceGrace(config.presenceGraceMs, (roomId, userId) => {
-      this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
+      this.announceDeparture(roomId, userId, 'user_disconnected');
     });
+    this.presenceStore = new LocalPresence(this.registry, this.typing, (roomId) => this.grace.inRoom(roomId));
+    this.ackRouter = new LocalAckRouter(this.acks);
     this.sent = new ExpiringMap(config.historyTtlMs);
     this.messageRate = new TokenBuckets(config.messageRatePerSec, config.messageRateBurst);
     this.typingRate = new TokenBuckets(config.typingRatePerSec, config.typingRatePerSec * 2);
@@ -185,7 +197,10 @@ export class RealtimeService {
       joined = true;
       if (join.userJoined && !this.grace.cancel(roomId, userId)) {
         const { name } = connection.principal;
-        this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), userId, ...(name !== undefined && { name }) }, { exceptConnection: connection.id });
+        const user = { userId, ...(name !== undefined && { name }) };
+        if (await this.presenceStore.arrived(roomId, user)) {
+          this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, { exceptConnection: connection.id });
+        }
       }
 
       let cutoff: ParsedEventId | null = null;
@@ -224,8 +239,18 @@ export class RealtimeService {
     const left = this.registry.leave(connectionId, roomId);
     if (left?.userLeft) {
       if (this.typing.clear(roomId, user.userId)) this.publishTyping(roomId, user.userId, false);
-      this.emit(roomId, { type: 'user_left', conversationId: roomId, at: new Date(), userId: user.userId }, {});
+      this.announceDeparture(roomId, user.userId, 'user_left');
     }
+  }
+
+  /** Tells the room the user is gone, if the presence store says it is gone everywhere. */
+  private announceDeparture(roomId: RoomId, userId: UserId, type: 'user_left' | 'user_disconnected'): void {
+    this.presenceStore.departed(roomId, userId).then(
+      (gone) => {
+        if (gone) this.emit(roomId, { type, conversationId: roomId, at: new Date(), userId }, {});
+      },
+      (error: unknown) => this.log.error({ err: error, roomId, userId }, 'presence update failed'),
+    );
   }
 
   private addSubscriber(sub: LocalSubscriber): void {
@@ -306,7 +331,7 @@ export class RealtimeService {
     const sentAt = new Date();
     const messageId = randomUUID();
     const ackRequired = Boolean(input.ack);
-    const expected = ackRequired ? this.presentUsers(roomId).filter((u) => u !== principal.userId) : undefined;
+    const expected = ackRequired ? (await this.presenceStore.members(roomId)).map((m) => m.userId).filter((u) => u !== principal.userId) : undefined;
     const event: RoomEvent = {
       type: 'message',
       conversationId: roomId,
@@ -338,24 +363,24 @@ export class RealtimeService {
     const { timeoutMs, ...rest } = input;
     const { messageId } = await this.doSend({ ...rest, connectionId: null, ack: { timeoutMs: timeoutMs ?? this.config.ackTimeoutMs } });
     // A room without recipients has already reported; finished reports stay queryable.
-    const status = this.acks.status(messageId);
+    const status = await this.ackRouter.status(messageId);
     if (status && status.report.status !== 'pending') return status.report as DeliveryReport;
     return new Promise((resolve) => this.reportWaiters.set(messageId, resolve));
   }
 
-  ack(principal: Principal, conversationId: RoomId, messageId: MessageId): AckResult {
-    return this.acks.ack(messageId, conversationId, principal.userId);
+  ack(principal: Principal, conversationId: RoomId, messageId: MessageId): Promise<AckResult> {
+    return this.ackRouter.ack(messageId, conversationId, principal.userId);
   }
 
-  deliveryStatus(principal: Principal, messageId: MessageId): DeliveryReport | PendingDeliveryReport {
-    const status = this.acks.status(messageId);
+  async deliveryStatus(principal: Principal, messageId: MessageId): Promise<DeliveryReport | PendingDeliveryReport> {
+    const status = await this.ackRouter.status(messageId);
     if (!status) throw new DomainError('MESSAGE_NOT_FOUND', `no delivery report for message ${messageId}`);
     if (status.senderId !== principal.userId) throw new DomainError('NOT_SENDER', 'only the sender may read the delivery report');
     return status.report;
   }
 
-  pendingAcks(filter: { conversationId?: RoomId } = {}): PendingAckSnapshot[] {
-    return this.acks.pending(filter);
+  pendingAcks(filter: { conversationId?: RoomId } = {}): Promise<PendingAckSnapshot[]> {
+    return this.ackRouter.pending(filter);
   }
 
   private onReport(report: DeliveryReport, senderId: UserId): void {
@@ -399,26 +424,12 @@ export class RealtimeService {
   }
 
   /** Members of the room: connected users plus those inside their reconnect grace period. */
-  presence(conversationId: RoomId): MemberPresence[] {
-    const snapshot = this.registry.snapshot(conversationId);
-    const members: MemberPresence[] = (snapshot?.members ?? []).map((m) => ({
-      ...m,
-      typing: this.typing.isTyping(conversationId, m.userId),
-    }));
-    for (const ghost of this.grace.inRoom(conversationId)) {
-      if (!members.some((m) => m.userId === ghost.userId)) {
-        members.push({ userId: ghost.userId, connections: 0, joinedAt: ghost.since, typing: false });
-      }
-    }
-    return members;
+  presence(conversationId: RoomId): Promise<MemberPresence[]> {
+    return this.presenceStore.members(conversationId);
   }
 
-  private presentUsers(roomId: RoomId): UserId[] {
-    return this.presence(roomId).map((m) => m.userId);
-  }
-
-  userRooms(userId: UserId): RoomId[] {
-    return this.registry.userRooms(userId);
+  userRooms(userId: UserId): Promise<RoomId[]> {
+    return this.presenceStore.userRooms(userId);
   }
 
   // ---------------------------------------------------------------- other publishers

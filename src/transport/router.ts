@@ -54,16 +54,19 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
 
     presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {
       await requireAccess(authorize, ctx.principal, input.conversationId);
-      return { members: service.presence(input.conversationId) };
+      return { members: await service.presence(input.conversationId) };
     }),
 
     /** The conversations the caller is present in, with its connection count in each. */
-    mine: authedProcedure.query(({ ctx }) => {
+    mine: authedProcedure.query(async ({ ctx }) => {
       const userId = ctx.principal.userId;
-      return service.userRooms(userId).map((conversationId) => {
-        const member = service.presence(conversationId).find((m) => m.userId === userId);
-        return { conversationId, connections: member?.connections ?? 0, joinedAt: member?.joinedAt ?? new Date() };
-      });
+      const rooms = await service.userRooms(userId);
+      return Promise.all(
+        rooms.map(async (conversationId) => {
+          const member = (await service.presence(conversationId)).find((m) => m.userId === userId);
+          return { conversationId, connections: member?.connections ?? 0, joinedAt: member?.joinedAt ?? new Date() };
+        }),
+      );
     }),
   });
 

@@ -95,7 +95,7 @@ describe('issue #2: no leaks from joins, leaves and disconnects', () => {
     const elapsed = Date.now() - started;
 
     // The last leaves are still on their way to the server when the loops end.
-    await waitUntil(() => t.app.service.registry.counts().rooms === 1 && t.app.getRoomStats('room-0')?.connectionCount === 1, {
+    await waitUntil(() => t.app.service.registry.counts().rooms === 1 && t.app.service.registry.snapshot('room-0')?.connectionCount === 1, {
       what: 'every churned subscription to end',
     }).catch(() => undefined);
     expect(joinsSeen).toBeGreaterThan(0);
@@ -108,7 +108,7 @@ describe('issue #2: no leaks from joins, leaves and disconnects', () => {
       graceTimers: 0,
       registryListeners: baseline.registryListeners,
     });
-    expect(t.app.getRoomUsers('room-0').map((m) => m.userId)).toEqual(['resident']);
+    expect((await t.app.getRoomUsers('room-0')).map((m) => m.userId)).toEqual(['resident']);
     expect(broker.subscribedRooms()).toBe(1);
     // Histories stay bounded: one per room used, each at most historySize events.
     expect(broker.history.counts().rooms).toBe(10);

@@ -1,0 +1,33 @@
+import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
+import type { AckResult, AckTracker, PendingAckSnapshot } from './ack-tracker.ts';
+
+/**
+ * The ack-bookkeeping seam: where an ack, a status query or a pending-ack listing goes. On one
+ * node that is the local tracker; in a cluster the message's owner node may be another one.
+ */
+export interface AckRouter {
+  ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult>;
+  status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined>;
+  pending(filter?: { conversationId?: RoomId }): Promise<PendingAckSnapshot[]>;
+}
+
+/** The single-node router: every message is owned by this node's tracker. */
+export class LocalAckRouter implements AckRouter {
+  constructor(private readonly tracker: AckTracker) {}
+
+  ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult> {
+    try {
+      return Promise.resolve(this.tracker.ack(messageId, conversationId, userId));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  status(messageId: MessageId) {
+    return Promise.resolve(this.tracker.status(messageId));
+  }
+
+  pending(filter: { conversationId?: RoomId } = {}): Promise<PendingAckSnapshot[]> {
+    return Promise.resolve(this.tracker.pending(filter));
+  }
+}

@@ -1,0 +1,19 @@
+import type { MemberPresence, RoomId, UserId } from '../domain/types.ts';
+
+/**
+ * The presence seam. The node's RoomRegistry decides when a user arrives in or leaves a room
+ * *on this node*; the store answers whether that is also true for the whole service (so
+ * `user_joined`/`user_left` go out once per user, whichever node its tabs are on) and who is
+ * present. The in-process implementation (local-presence.ts) is the default; a Redis one
+ * replaces it without touching the service.
+ */
+export interface PresenceStore {
+  /** The user's first connection on this node joined the room; true if it is its first anywhere. */
+  arrived(roomId: RoomId, user: { userId: UserId; name?: string }): Promise<boolean>;
+  /** The user is gone from the room on this node (after any grace); true if it is gone everywhere. */
+  departed(roomId: RoomId, userId: UserId): Promise<boolean>;
+  /** Everyone present, with connection counts and typing state. */
+  members(roomId: RoomId): Promise<MemberPresence[]>;
+  /** Rooms in which the user has at least one connection. */
+  userRooms(userId: UserId): Promise<RoomId[]>;
+}
