@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'test-results/**', '**/__generated__/**'] },
+  { ignores: ['node_modules/**', 'test-results/**', '**/__generated__/**', 'src/admin/graphql/*.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

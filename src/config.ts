@@ -14,6 +14,10 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+const bool = z
+  .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1');
+
 export const envSchema = z.object({
   NODE_ENV: z.string().default('development'),
   PORT: int(0, 65535).default(3000),
@@ -43,6 +47,14 @@ export const envSchema = z.object({
   KEEPALIVE_PING_MS: int(1000).default(30_000),
   /** How long close() waits for clients to move before terminating them. */
   SHUTDOWN_DRAIN_MS: int(0).default(5000),
+  /** Admin plane: GraphiQL and introspection (default: on outside production, off in it). */
+  GRAPHIQL: bool.optional(),
+  GRAPHQL_INTROSPECTION: bool.optional(),
+  /** Admin plane: largest request body, and the origins allowed by CORS (comma-separated; none by default). */
+  ADMIN_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(102_400),
+  ADMIN_CORS_ORIGINS: z.string().optional(),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 export interface Config {
@@ -70,6 +82,11 @@ export interface Config {
   maxPendingAcksPerSender: number;
   keepAlivePingMs: number;
   shutdownDrainMs: number;
+  graphiql: boolean;
+  introspection: boolean;
+  adminMaxBodyBytes: number;
+  adminCorsOrigins: string[];
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxPendingAcksPerSender: e.MAX_PENDING_ACKS_PER_SENDER,
     keepAlivePingMs: e.KEEPALIVE_PING_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+    graphiql: e.GRAPHIQL ?? !production,
+    introspection: e.GRAPHQL_INTROSPECTION ?? !production,
+    adminMaxBodyBytes: e.ADMIN_MAX_BODY_BYTES,
+    adminCorsOrigins: (e.ADMIN_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    metricsToken: e.METRICS_TOKEN,
   };
   return { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
 }

@@ -11,6 +11,10 @@ import { loadConfig, type Config } from './config.ts';
 import { DomainError } from './domain/errors.ts';
 import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createLocalAdminOperations, type AdminOperations } from './admin/admin-operations.ts';
+import { createAdminPlane } from './admin/admin-plane.ts';
+import { dashboardRoutes } from './admin/dashboard-routes.ts';
+import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
 import { CloseCodes } from './transport/close-codes.ts';
 import { createAppRouter, type AppRouter } from './transport/router.ts';
@@ -92,8 +96,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const router = createAppRouter({ service, config, authorize });
 
   const onError = ({ error, path, type }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string }) => {
-    if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
-    else log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
+    if (error.code === 'INTERNAL_SERVER_ERROR') {
+      log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
+      return;
+    }
+    service.stats.rejected(error.code);
+    log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
   };
 
   // ---- WebSocket: one noServer wss, upgrades routed by exact path.
@@ -186,6 +194,32 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     conversations: '*',
   });
 
+  // ---- Admin plane (GraphQL), dashboard and metrics, on the same port.
+  let boundAddress = `${config.host}:${config.port}`;
+  const ops: AdminOperations = createLocalAdminOperations(service, () => boundAddress);
+  const adminPlane = createAdminPlane({
+    config,
+    ops,
+    log,
+    verify: (token, req) => authenticate({ token, req: req ?? (undefined as unknown as IncomingMessage) }),
+  });
+  routes.set('/graphql', (req, res) => adminPlane.handle(req, res));
+  const metrics = createMetrics(service);
+  routes.set('/metrics', (req, res) => {
+    if (config.metricsToken && req.headers.authorization !== `Bearer ${config.metricsToken}`) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' }).end('metrics token required\n');
+      return;
+    }
+    metrics.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' }).end(text),
+      (error: unknown) => {
+        log.error({ err: error }, 'metrics failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  for (const [path, handler] of dashboardRoutes()) routes.set(path, handler);
+
   let closed: Promise<void> | null = null;
 
   return {
@@ -194,6 +228,10 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     router,
     httpServer,
     log,
+    /** The admin plane's operations (what GraphQL resolves from). */
+    admin: ops,
+    /** The per-app Prometheus registry behind /metrics. */
+    metrics,
 
     /** Starts listening (standalone mode); resolves with the bound address. */
     async listen(port = config.port, host = config.host): Promise<{ port: number; host: string; url: string }> {
@@ -205,6 +243,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         });
       });
       const address = httpServer.address() as AddressInfo;
+      boundAddress = `${host}:${address.port}`;
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
       const url = `http://${shownHost}:${address.port}`;
       log.info({ port: address.port, host, url, trpc: `${url.replace('http', 'ws')}/trpc` }, 'listening');
@@ -235,6 +274,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         for (const client of wss.clients) client.terminate();
         await service.close();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
+        await adminPlane.dispose();
         httpServer.off('upgrade', onUpgrade);
         if (existing) {
           // Give the host server back as it was.

@@ -299,8 +299,8 @@ export class RealtimeService {
 
   /** Counts one event written to a subscriber (called by the transport per yield). */
   recordDelivery(envelope: RoomEnvelope): void {
-    this.stats.deliveries += 1;
-    if (envelope.event.type === 'message') this.stats.deliveryLatency.record(Date.now() - envelope.event.message.sentAt.getTime());
+    const { event } = envelope;
+    this.stats.delivered(event.type, event.type === 'message' ? Date.now() - event.message.sentAt.getTime() : null);
   }
 
   // ---------------------------------------------------------------- messages and acks
@@ -348,7 +348,6 @@ export class RealtimeService {
     };
     const audience: Audience = input.echo || input.connectionId === null ? {} : { exceptConnection: input.connectionId };
     const envelope = await this.publish(roomId, event, audience);
-    this.stats.messagesBroadcast += 1;
     this.registry.recordActivity(roomId);
     if (expected) {
       const timeoutMs = typeof input.ack === 'object' ? input.ack.timeoutMs : this.config.ackTimeoutMs;
@@ -385,8 +384,7 @@ export class RealtimeService {
 
   private onReport(report: DeliveryReport, senderId: UserId): void {
     this.awaitingAck.delete(report.messageId);
-    this.stats.acks[report.status] += 1;
-    this.stats.ackLatency.record(report.latencyMs);
+    this.stats.ackReported(report.status, report.latencyMs);
     this.emit(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
     const waiter = this.reportWaiters.get(report.messageId);
     if (waiter) {
@@ -450,7 +448,7 @@ export class RealtimeService {
   }
 
   private publish(roomId: RoomId, event: RoomEvent, audience: Audience, store = true): Promise<RoomEnvelope> {
-    this.stats.eventsPublished += 1;
+    this.stats.published(event.type);
     return this.broker.publish(roomId, event, { audience, store });
   }
 

@@ -1,47 +1,67 @@
-import type { DeliveryStatus } from '../domain/types.ts';
+import type { DeliveryStatus, RoomEventType } from '../domain/types.ts';
+import { LatencyHistogram } from '../metrics/latency-histogram.ts';
+
+/** Receives every measurement as it happens (Prometheus histograms hook in here). */
+export interface StatsSink {
+  delivered?(type: RoomEventType, latencyMs: number | null): void;
+  ackReported?(status: DeliveryStatus, latencyMs: number): void;
+}
 
 /**
- * Counters and latency samples of one node. The admin plane and /metrics read these; the
- * latency windows are bounded reservoirs (most recent samples), not unbounded arrays.
+ * Counters and latency histograms of one node. The admin plane reads the windowed
+ * histograms (last minute, see metrics/latency-histogram.ts); /metrics reads the counters and
+ * gets every sample through a sink. Counters only grow; labels are bounded enumerations.
  */
 export class ServiceStats {
   messagesBroadcast = 0;
-  eventsPublished = 0;
   deliveries = 0;
-  acks: Record<DeliveryStatus, number> = { delivered: 0, partial: 0, failed: 0 };
   slowConsumerCloses = 0;
-  rejectedInputs = 0;
+  readonly acks: Record<DeliveryStatus, number> = { delivered: 0, partial: 0, failed: 0 };
+  readonly publishedByType = new Map<RoomEventType, number>();
+  readonly deliveredByType = new Map<RoomEventType, number>();
+  /** Requests refused at the edge, by tRPC error code (BAD_REQUEST, TOO_MANY_REQUESTS, …). */
+  readonly rejectedByCode = new Map<string, number>();
   readonly startedAt = Date.now();
-  readonly deliveryLatency = new LatencyWindow(4096);
-  readonly ackLatency = new LatencyWindow(4096);
+  /** Send-to-socket-write time of `message` events. */
+  readonly deliveryLatency = new LatencyHistogram();
+  /** Send-to-report time of acknowledged messages. */
+  readonly ackLatency = new LatencyHistogram();
+  private readonly sinks: StatsSink[] = [];
+
+  /** Events published, all types together. */
+  get eventsPublished(): number {
+    let n = 0;
+    for (const count of this.publishedByType.values()) n += count;
+    return n;
+  }
+
+  addSink(sink: StatsSink): void {
+    this.sinks.push(sink);
+  }
+
+  published(type: RoomEventType): void {
+    bump(this.publishedByType, type);
+    if (type === 'message') this.messagesBroadcast += 1;
+  }
+
+  delivered(type: RoomEventType, latencyMs: number | null): void {
+    this.deliveries += 1;
+    bump(this.deliveredByType, type);
+    if (latencyMs !== null) this.deliveryLatency.record(latencyMs);
+    for (const sink of this.sinks) sink.delivered?.(type, latencyMs);
+  }
+
+  ackReported(status: DeliveryStatus, latencyMs: number): void {
+    this.acks[status] += 1;
+    this.ackLatency.record(latencyMs);
+    for (const sink of this.sinks) sink.ackReported?.(status, latencyMs);
+  }
+
+  rejected(code: string): void {
+    bump(this.rejectedByCode, code);
+  }
 }
 
-export interface Percentiles {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
-
-export class LatencyWindow {
-  private readonly samples: Float64Array;
-  private next = 0;
-  private filled = 0;
-
-  constructor(capacity: number) {
-    this.samples = new Float64Array(capacity);
-  }
-
-  record(ms: number): void {
-    this.samples[this.next] = ms;
-    this.next = (this.next + 1) % this.samples.length;
-    if (this.filled < this.samples.length) this.filled += 1;
-  }
-
-  percentiles(): Percentiles {
-    if (this.filled === 0) return { p50: 0, p95: 0, p99: 0, max: 0 };
-    const sorted = Array.from(this.samples.subarray(0, this.filled)).sort((a, b) => a - b);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1]! };
-  }
+function bump<TKey>(map: Map<TKey, number>, key: TKey): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
 }

@@ -1,6 +1,7 @@
 import { tracked, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
 import type { RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { authedProcedure, requireAccess, t, type Authorize } from './trpc.ts';
@@ -10,7 +11,7 @@ export const conversationIdSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
-  .regex(/^[A-Za-z0-9_.:-]+$/, 'must contain only A-Z a-z 0-9 _ . : -');
+  .regex(CONVERSATION_ID_PATTERN, 'must contain only A-Z a-z 0-9 _ . : -');
 
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
 

@@ -1,0 +1,88 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import { createSchema, createYoga, type Plugin } from 'graphql-yoga';
+import type { Config } from '../config.ts';
+import type { Principal } from '../domain/types.ts';
+import type { Logger } from '../logger.ts';
+import type { AdminOperations } from './admin-operations.ts';
+import type { AdminContext } from './context.ts';
+import { resolvers } from './graphql/resolvers.generated.ts';
+import { typeDefs } from './graphql/typeDefs.generated.ts';
+import { useRequireAdmin } from './require-admin.plugin.ts';
+import { useServiceScope } from './service-scope.plugin.ts';
+
+export interface AdminPlane {
+  /** Node request listener for `/graphql` (the router sends only that exact path here). */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  dispose(): Promise<void>;
+}
+
+/**
+ * The GraphQL admin plane. Every Yoga default that matters is set explicitly from validated
+ * configuration — GraphiQL, introspection, CORS, body size, multipart, batching — never from
+ * NODE_ENV (Yoga serves GraphiQL in production and reflects any Origin unless told otherwise).
+ */
+export function createAdminPlane(options: { config: Config; ops: AdminOperations; verify: (token: string, req: IncomingMessage | undefined) => Promise<Principal>; log: Logger }): AdminPlane {
+  const { config, ops, verify, log } = options;
+  const principals = new WeakMap<Request, Principal>();
+  const plugins: Plugin[] = [
+    useRequireAdmin({ verify, principals, graphiql: config.graphiql }),
+    useServiceScope(principals),
+    EnvelopArmorPlugin({
+      maxDepth: { n: 8 },
+      maxAliases: { n: 15 },
+      maxDirectives: { n: 20 },
+      maxTokens: { n: 2000 },
+      costLimit: { maxCost: 5000 },
+      blockFieldSuggestion: { enabled: true },
+    }),
+  ];
+  if (!config.introspection) {
+    plugins.push({
+      onValidate({ addValidationRule }) {
+        addValidationRule(NoSchemaIntrospectionCustomRule);
+      },
+    });
+  }
+  const cors =
+    config.adminCorsOrigins.length > 0
+      ? { origin: config.adminCorsOrigins, credentials: false, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type'] }
+      : false;
+
+  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, AdminContext>({
+    schema: createSchema<{ req: IncomingMessage; res: ServerResponse } & AdminContext>({ typeDefs, resolvers }),
+    graphqlEndpoint: '/graphql',
+    graphiql: config.graphiql ? { title: 'Realtime admin', headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }) } : false,
+    landingPage: false,
+    cors,
+    maskedErrors: { isDev: false },
+    multipart: false,
+    batching: false,
+    maxRequestBodySize: config.adminMaxBodyBytes,
+    // Yoga answers any URL ending in its health path; ours are /healthz and /readyz.
+    healthCheckEndpoint: '/graphql/__yoga-health',
+    logging: {
+      debug: (...args) => log.debug({ args }, 'yoga'),
+      info: (...args) => log.info({ args }, 'yoga'),
+      warn: (...args) => log.warn({ args }, 'yoga'),
+      error: (...args) => log.error({ args }, 'yoga'),
+    },
+    context: ({ request }) => {
+      const principal = principals.get(request);
+      // useRequireAdmin ends every request without one; this is a second line, not the check.
+      if (!principal) throw new Error('admin principal missing');
+      return { principal, ops, request };
+    },
+    plugins,
+  });
+
+  return {
+    handle(req, res) {
+      void yoga(req, res);
+    },
+    dispose: async () => {
+      await yoga.dispose();
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RealtimeService } from '../service/realtime-service.ts';
+
+/**
+ * Prometheus metrics from one per-app Registry (two apps in one process never collide).
+ * Gauges and counters are read from the service at scrape time; latency histograms are fed
+ * sample by sample through a stats sink. Labels are bounded enumerations only (event type, ack
+ * outcome, error code) — never a room or user id; per-room numbers live in GraphQL.
+ * Names follow Prometheus conventions: base units, `_total` on counters.
+ */
+export function createMetrics(service: RealtimeService): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const registers = [registry];
+  const counts = () => service.registry.counts();
+
+  new Gauge({ name: 'realtime_connections', help: 'Open WebSocket connections on this node.', registers, collect() { this.set(counts().connections); } });
+  new Gauge({ name: 'realtime_rooms_active', help: 'Rooms with at least one member on this node.', registers, collect() { this.set(counts().rooms); } });
+  new Gauge({ name: 'realtime_users', help: 'Distinct connected users on this node.', registers, collect() { this.set(counts().users); } });
+  new Gauge({ name: 'realtime_acks_pending', help: 'Acknowledged messages waiting for acks.', registers, collect() { this.set(service.acks.pendingCount); } });
+
+  const fromMap = (counter: Counter<string>, label: string, map: ReadonlyMap<string, number>) => {
+    counter.reset();
+    for (const [value, n] of map) counter.inc({ [label]: value }, n);
+  };
+  new Counter({
+    name: 'realtime_events_published_total',
+    help: 'Room events published, by type (a message counts once, whatever its audience).',
+    labelNames: ['type'],
+    registers,
+    collect() {
+      fromMap(this, 'type', service.stats.publishedByType);
+    },
+  });
+  new Counter({
+    name: 'realtime_deliveries_total',
+    help: 'Events written to subscribers, by type.',
+    labelNames: ['type'],
+    registers,
+    collect() {
+      fromMap(this, 'type', service.stats.deliveredByType);
+    },
+  });
+  new Counter({
+    name: 'realtime_acks_total',
+    help: 'Delivery reports made, by outcome.',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      fromMap(this, 'outcome', new Map(Object.entries(service.stats.acks)));
+    },
+  });
+  new Counter({
+    name: 'realtime_slow_consumer_closes_total',
+    help: 'Connections closed because they stopped reading (close code 4008).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(service.stats.slowConsumerCloses);
+    },
+  });
+  new Counter({
+    name: 'realtime_rejected_requests_total',
+    help: 'Requests refused at the edge, by tRPC error code.',
+    labelNames: ['code'],
+    registers,
+    collect() {
+      fromMap(this, 'code', service.stats.rejectedByCode);
+    },
+  });
+
+  const deliveryLatency = new Histogram({
+    name: 'realtime_delivery_latency_seconds',
+    help: 'Time from send to the write of a message to a subscriber socket.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
+  const ackLatency = new Histogram({
+    name: 'realtime_ack_latency_seconds',
+    help: 'Time from an acknowledged send to its delivery report, by outcome.',
+    labelNames: ['outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  service.stats.addSink({
+    delivered(type, latencyMs) {
+      if (type === 'message' && latencyMs !== null) deliveryLatency.observe(latencyMs / 1000);
+    },
+    ackReported(status, latencyMs) {
+      ackLatency.observe({ outcome: status }, latencyMs / 1000);
+    },
+  });
+  return registry;
+}
