@@ -45,9 +45,17 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
       },
     });
   }
+  // Only a listed Origin gets CORS headers. (Given the list itself, Yoga answers every other
+  // origin with the single listed one, or with `null` — which a sandboxed page's Origin matches.)
+  const allowedOrigins = new Set(config.adminCorsOrigins);
   const cors =
-    config.adminCorsOrigins.length > 0
-      ? { origin: config.adminCorsOrigins, credentials: false, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type'] }
+    allowedOrigins.size > 0
+      ? (request: Request) => {
+          const origin = request.headers.get('origin');
+          return origin !== null && allowedOrigins.has(origin)
+            ? { origin: [origin], credentials: false, methods: ['GET', 'POST'], allowedHeaders: ['authorization', 'content-type'] }
+            : (false as const);
+        }
       : false;
 
   const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, AdminContext>({
@@ -63,10 +71,10 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     // Yoga answers any URL ending in its health path; ours are /healthz and /readyz.
     healthCheckEndpoint: '/graphql/__yoga-health',
     logging: {
-      debug: (...args) => log.debug({ args }, 'yoga'),
-      info: (...args) => log.info({ args }, 'yoga'),
-      warn: (...args) => log.warn({ args }, 'yoga'),
-      error: (...args) => log.error({ args }, 'yoga'),
+      debug: (...args) => log.debug(yogaLogFields(args), 'yoga'),
+      info: (...args) => log.info(yogaLogFields(args), 'yoga'),
+      warn: (...args) => log.warn(yogaLogFields(args), 'yoga'),
+      error: (...args) => log.error(yogaLogFields(args), 'yoga'),
     },
     context: ({ request }) => {
       const principal = principals.get(request);
@@ -85,4 +93,14 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
       await yoga.dispose();
     },
   };
+}
+
+/**
+ * Yoga logs positional arguments (the error behind a masked "Unexpected error." among them);
+ * pino serializes an Error only under `err` — inside `args` it would be logged as `{}`.
+ */
+function yogaLogFields(args: unknown[]): Record<string, unknown> {
+  const err = args.find((a): a is Error => a instanceof Error);
+  const rest = args.filter((a) => a !== err);
+  return { ...(err && { err }), ...(rest.length > 0 && { args: rest }) };
 }

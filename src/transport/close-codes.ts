@@ -22,7 +22,7 @@ export const RECONNECT_RANGE = [4000, 4499] as const;
 export const TERMINAL_RANGE = [4500, 4999] as const;
 
 export function closeFrameFor(reason: CloseReason, detail?: string): { code: number; reason: string } {
-  const text = (base: string) => (detail ? `${base}: ${detail}` : base).slice(0, 120);
+  const text = (base: string) => truncateUtf8(detail ? `${base}: ${detail}` : base, 120);
   switch (reason) {
     case 'shutdown':
       return { code: CloseCodes.SHUTDOWN, reason: text('server shutting down') };
@@ -34,6 +34,19 @@ export function closeFrameFor(reason: CloseReason, detail?: string): { code: num
     case 'room_closed':
       return { code: CloseCodes.KICKED, reason: text('disconnected by an administrator') };
   }
+}
+
+/** The longest prefix of `text` within `maxBytes` UTF-8 bytes (ws throws on a close reason over 123 bytes). */
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let out = '';
+  let bytes = 0;
+  for (const char of text) {
+    bytes += Buffer.byteLength(char, 'utf8');
+    if (bytes > maxBytes) break;
+    out += char;
+  }
+  return out;
 }
 
 export function shouldReconnect(code: number): boolean {

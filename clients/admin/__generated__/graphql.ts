@@ -4,6 +4,12 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+export type DeliveryStatus =
+  | 'delivered'
+  | 'failed'
+  | 'partial'
+  | 'pending';
+
 export type RoomOrder =
   /** Most recently active first. */
   | 'ACTIVITY'
@@ -51,6 +57,13 @@ export type PendingAcksQueryVariables = Exact<{
 
 
 export type PendingAcksQuery = { pendingAcks: Array<{ messageId: string, conversationId: string, senderId: string, expected: Array<string>, acked: Array<string>, missing: Array<string>, createdAt: string, expiresAt: string, ageMs: number, attempts: number }> };
+
+export type DeliveryReportQueryVariables = Exact<{
+  messageId: string | number;
+}>;
+
+
+export type DeliveryReportQuery = { deliveryReport: { messageId: string, conversationId: string, status: DeliveryStatus, expected: Array<string>, acked: Array<string>, missing: Array<string>, createdAt: string, completedAt: string | null, latencyMs: number | null } | null };
 
 export type NodesQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -231,6 +244,21 @@ export const PendingAcksDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<PendingAcksQuery, PendingAcksQueryVariables>;
+export const DeliveryReportDocument = new TypedDocumentString(`
+    query DeliveryReport($messageId: ID!) {
+  deliveryReport(messageId: $messageId) {
+    messageId
+    conversationId
+    status
+    expected
+    acked
+    missing
+    createdAt
+    completedAt
+    latencyMs
+  }
+}
+    `) as unknown as TypedDocumentString<DeliveryReportQuery, DeliveryReportQueryVariables>;
 export const NodesDocument = new TypedDocumentString(`
     query Nodes {
   nodes {
