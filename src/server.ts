@@ -17,6 +17,7 @@ import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
 import { CloseCodes } from './transport/close-codes.ts';
+import { assertPinnedTrpc, watchIncoming, wireEncoder } from './transport/direct-frames.ts';
 import { createAppRouter, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
 import { authenticateOrThrow, createWsContextFactory, type Authenticate } from './transport/ws-context.ts';
@@ -82,6 +83,7 @@ export type RealtimeServer = ReturnType<typeof createRealtimeServer>;
 export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const { authenticate: customAuth, authorizeJoin, server: existing, logger, broker: customBroker, env, ...overrides } = options;
   const config = loadConfig(env ?? process.env, overrides);
+  assertPinnedTrpc();
   const log = logger ?? createLogger(config.logLevel);
   const broker = customBroker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
   const service = new RealtimeService(config, broker, log);
@@ -112,6 +114,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     createContext: createWsContextFactory({ service, authenticate, log }),
     keepAlive: { enabled: true, pingMs: config.keepAlivePingMs, pongWaitMs: 5000 },
     maxBatchSize: 50,
+    experimental_encoder: wireEncoder,
     onError,
   });
 
@@ -162,7 +165,10 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return true;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      watchIncoming(ws); // before the adapter's own listener: see direct-frames.ts
+      wss.emit('connection', ws, req);
+    });
     return true;
   }
 

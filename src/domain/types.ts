@@ -111,6 +111,8 @@ export interface RoomEnvelope {
   id: EventId;
   event: RoomEvent;
   audience: Audience;
+  /** When it was published, epoch ms with sub-ms precision (internal: for latency, never sent). */
+  publishedAt?: number;
 }
 
 export interface MemberPresence {

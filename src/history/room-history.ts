@@ -46,13 +46,14 @@ export class RoomHistory {
   append(roomId: RoomId, event: RoomEvent, audience: Audience, store: boolean): RoomEnvelope {
     const log = this.ensure(roomId);
     if (log.idleSince !== null) log.idleSince = this.now();
+    const publishedAt = performance.timeOrigin + performance.now();
     if (!store) {
       log.lastSub += 1;
-      return { id: formatEventId(log.epoch, log.lastSeq, log.lastSub), event, audience };
+      return { id: formatEventId(log.epoch, log.lastSeq, log.lastSub), event, audience, publishedAt };
     }
     log.lastSeq += 1;
     log.lastSub = 0;
-    const envelope: RoomEnvelope = { id: formatEventId(log.epoch, log.lastSeq), event, audience };
+    const envelope: RoomEnvelope = { id: formatEventId(log.epoch, log.lastSeq), event, audience, publishedAt };
     const capacity = this.options.size;
     if (capacity > 0) {
       if (log.ring.length < capacity) log.ring.length = capacity;

@@ -40,14 +40,15 @@ export class LatencyHistogram {
     this.slices = Array.from({ length: slices }, () => ({ start: -Infinity, counts: new Uint32Array(BUCKETS), total: 0, max: 0 }));
   }
 
-  record(ms: number): void {
+  /** Records `count` samples of the same value (a fan-out's deliveries share one latency). */
+  record(ms: number, count = 1): void {
     const value = ms > MIN_MS ? ms : MIN_MS;
     const bucket = Math.min(BUCKETS - 1, Math.floor(Math.log(value / MIN_MS) / LOG_GROWTH) + 1);
     const slice = this.current();
-    slice.counts[bucket]! += 1;
-    slice.total += 1;
+    slice.counts[bucket]! += count;
+    slice.total += count;
     if (ms > slice.max) slice.max = ms;
-    this.totalCount += 1;
+    this.totalCount += count;
   }
 
   /** Percentiles of the samples in the window; zeros when there are none. */

@@ -25,7 +25,6 @@ import { LocalPresence } from '../presence/local-presence.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
 import { RoomRegistry } from '../rooms/room-registry.ts';
 import { TypingTracker } from '../typing/typing-tracker.ts';
-import { AsyncQueue } from '../util/async-queue.ts';
 import { ExpiringMap } from '../util/expiring-map.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 import { PresenceGrace } from './presence-grace.ts';
@@ -55,21 +54,28 @@ export interface SendInput {
   echo?: boolean;
 }
 
+/**
+ * Where a subscription's events go. The transport writes each one to its socket (a pre-built
+ * frame on the fast path, a generator yield otherwise); the service decides what goes out and
+ * when a connection is too far behind.
+ */
+export interface SubscriberSink {
+  write(envelope: RoomEnvelope): void;
+}
+
 interface LocalSubscriber {
   connection: ConnectionHandle;
   roomId: RoomId;
   userId: UserId;
-  queue: AsyncQueue<Delivery>;
+  sink: SubscriberSink;
+  /** Live events that arrive while the replay is being read; null once live. */
+  held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
+  /** Ends the subscription (stop, socket close, room closed, slow consumer). */
+  end: () => void;
 }
 
-interface Delivery {
-  envelope: RoomEnvelope;
-  /** An ack re-send: its id is older than what the subscriber saw, and it must still go out. */
-  redelivery: boolean;
-}
-
-/** A queue longer than this means the subscription is not being drained at all. */
-const MAX_QUEUED_EVENTS = 10_000;
+/** Live events held for one subscriber while its replay is read; beyond this it is a slow consumer. */
+const MAX_HELD_EVENTS = 10_000;
 
 /**
  * The realtime core: membership, presence, typing, acknowledged delivery and resume, on top of
@@ -178,18 +184,23 @@ export class RealtimeService {
    * (or a `resync`), then live events. The live listener is registered before the history is
    * read, so nothing falls in between; duplicates from that overlap are dropped by id.
    */
-  async *subscribe(input: {
+  async subscribe(input: {
     connectionId: ConnectionId;
     conversationId: RoomId;
     lastEventId?: string | null;
     signal?: AbortSignal;
-  }): AsyncGenerator<RoomEnvelope> {
+    sink: SubscriberSink;
+  }): Promise<void> {
     const connection = this.connections.get(input.connectionId);
     if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
+    if (input.signal?.aborted) return;
     const roomId = input.conversationId;
     const userId = connection.principal.userId;
 
-    const sub: LocalSubscriber = { connection, roomId, userId, queue: new AsyncQueue(input.signal) };
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end };
+    input.signal?.addEventListener('abort', end, { once: true });
     this.addSubscriber(sub);
     let joined = false;
     try {
@@ -206,26 +217,28 @@ export class RealtimeService {
       let cutoff: ParsedEventId | null = null;
       if (input.lastEventId) {
         const resume = await this.broker.readSince(roomId, input.lastEventId);
+        if (input.signal?.aborted) return;
         cutoff = parseEventId(resume.head);
         if (resume.kind === 'resync') {
-          yield { id: resume.head, event: { type: 'resync', conversationId: roomId, at: new Date(), reason: resume.reason }, audience: {} };
+          const envelope: RoomEnvelope = { id: resume.head, event: { type: 'resync', conversationId: roomId, at: new Date(), reason: resume.reason }, audience: {} };
+          if (this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
         } else {
           for (const envelope of resume.events) {
-            if (input.signal?.aborted) return;
-            if (isFor(envelope.audience, connection.id, userId)) yield envelope;
+            if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
           }
         }
       }
-      for await (const { envelope, redelivery } of sub.queue) {
-        // Live events already covered by the replay are dropped; ack re-sends are not.
-        if (cutoff && !redelivery) {
-          const parsed = parseEventId(envelope.id);
-          const order = parsed && compareEventIds(parsed, cutoff);
-          if (order !== null && order !== undefined && order <= 0) continue;
-        }
-        yield envelope;
+      // Live events that came in meanwhile; those the replay already covered are dropped
+      // (ack re-sends are not: they repeat an older id on purpose).
+      const held = sub.held ?? [];
+      sub.held = null;
+      for (const { envelope, redelivery } of held) {
+        if (!redelivery && cutoff && isCovered(envelope.id, cutoff)) continue;
+        if (this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, !redelivery);
       }
+      await ended;
     } finally {
+      input.signal?.removeEventListener('abort', end);
       this.removeSubscriber(sub);
       if (joined) this.leaveRoom(connection.id, roomId);
     }
@@ -265,7 +278,6 @@ export class RealtimeService {
   }
 
   private removeSubscriber(sub: LocalSubscriber): void {
-    sub.queue.end();
     const set = this.subscribers.get(sub.roomId);
     if (!set) return;
     set.delete(sub);
@@ -279,28 +291,58 @@ export class RealtimeService {
   private fanOut(roomId: RoomId, envelope: RoomEnvelope, redelivery: boolean): void {
     const set = this.subscribers.get(roomId);
     if (!set) return;
+    let written = 0;
     for (const sub of set) {
       if (!isFor(envelope.audience, sub.connection.id, sub.userId)) continue;
-      if (sub.queue.length >= MAX_QUEUED_EVENTS || sub.connection.bufferedBytes() > this.config.maxBufferedBytes) {
-        this.closeSlowConsumer(sub);
+      if (sub.held) {
+        if (sub.held.length >= MAX_HELD_EVENTS) this.closeSlowConsumer(sub);
+        else sub.held.push({ envelope, redelivery });
         continue;
       }
-      sub.queue.push({ envelope, redelivery });
+      if (this.deliver(sub, envelope)) written += 1;
     }
+    this.countDeliveries(envelope, written, !redelivery);
+  }
+
+  /**
+   * Writes one event to one subscriber, unless its connection is too far behind: past
+   * MAX_BUFFERED_BYTES unsent it is closed as a slow consumer (it resumes from its last id when
+   * it reconnects); past a quarter of that, ephemeral typing events are dropped for it first.
+   */
+  private deliver(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
+    const buffered = sub.connection.bufferedBytes();
+    if (buffered > this.config.maxBufferedBytes) {
+      this.closeSlowConsumer(sub);
+      return false;
+    }
+    if (envelope.event.type === 'typing' && buffered > this.config.maxBufferedBytes / 4) {
+      this.stats.typingDropped += 1;
+      return false;
+    }
+    sub.sink.write(envelope);
+    return true;
+  }
+
+  /**
+   * One stats update per fan-out, not per recipient: its deliveries are written in one
+   * synchronous loop and share one latency (publish to write, sub-millisecond clock). Only
+   * first live deliveries are timed: replays and ack re-sends are late on purpose.
+   */
+  private countDeliveries(envelope: RoomEnvelope, count: number, live: boolean): void {
+    if (count === 0) return;
+    const { event } = envelope;
+    const sent = envelope.publishedAt ?? (event.type === 'message' ? event.message.sentAt.getTime() : null);
+    const latency = live && event.type === 'message' && sent !== null ? Math.max(0, performance.timeOrigin + performance.now() - sent) : null;
+    this.stats.delivered(event.type, count, latency);
   }
 
   private closeSlowConsumer(sub: LocalSubscriber): void {
-    sub.queue.end();
+    sub.held = null;
+    sub.end();
     if (!this.connections.has(sub.connection.id)) return;
     this.stats.slowConsumerCloses += 1;
     this.log.warn({ connectionId: sub.connection.id, userId: sub.userId, buffered: sub.connection.bufferedBytes() }, 'closing slow consumer');
     sub.connection.close('slow_consumer');
-  }
-
-  /** Counts one event written to a subscriber (called by the transport per yield). */
-  recordDelivery(envelope: RoomEnvelope): void {
-    const { event } = envelope;
-    this.stats.delivered(event.type, event.type === 'message' ? Date.now() - event.message.sentAt.getTime() : null);
   }
 
   // ---------------------------------------------------------------- messages and acks
@@ -443,7 +485,7 @@ export class RealtimeService {
   /** Ends every subscription of the room; returns how many connections were in it. */
   closeRoom(conversationId: RoomId): number {
     const subs = [...(this.subscribers.get(conversationId) ?? [])];
-    for (const sub of subs) sub.queue.end();
+    for (const sub of subs) sub.end();
     return new Set(subs.map((s) => s.connection.id)).size;
   }
 
@@ -473,7 +515,7 @@ export class RealtimeService {
 
   async close(): Promise<void> {
     this.beginShutdown();
-    for (const set of this.subscribers.values()) for (const sub of set) sub.queue.end();
+    for (const set of this.subscribers.values()) for (const sub of set) sub.end();
     this.acks.close();
     this.typing.close();
     this.grace.close();
@@ -496,6 +538,13 @@ export class RealtimeService {
       registryListeners: this.registry.events.count(),
     };
   }
+}
+
+/** True when the replay up to `cutoff` already contained this event. */
+function isCovered(eventId: EventId, cutoff: ParsedEventId): boolean {
+  const parsed = parseEventId(eventId);
+  const order = parsed && compareEventIds(parsed, cutoff);
+  return order !== null && order <= 0;
 }
 
 function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId): boolean {

@@ -3,7 +3,8 @@ import { LatencyHistogram } from '../metrics/latency-histogram.ts';
 
 /** Receives every measurement as it happens (Prometheus histograms hook in here). */
 export interface StatsSink {
-  delivered?(type: RoomEventType, latencyMs: number | null): void;
+  /** `count` deliveries of one event in one fan-out, which share one latency. */
+  delivered?(type: RoomEventType, count: number, latencyMs: number | null): void;
   ackReported?(status: DeliveryStatus, latencyMs: number): void;
 }
 
@@ -16,6 +17,8 @@ export class ServiceStats {
   messagesBroadcast = 0;
   deliveries = 0;
   slowConsumerCloses = 0;
+  /** Typing events not sent to a connection that was already behind. */
+  typingDropped = 0;
   readonly acks: Record<DeliveryStatus, number> = { delivered: 0, partial: 0, failed: 0 };
   readonly publishedByType = new Map<RoomEventType, number>();
   readonly deliveredByType = new Map<RoomEventType, number>();
@@ -44,11 +47,11 @@ export class ServiceStats {
     if (type === 'message') this.messagesBroadcast += 1;
   }
 
-  delivered(type: RoomEventType, latencyMs: number | null): void {
-    this.deliveries += 1;
-    bump(this.deliveredByType, type);
-    if (latencyMs !== null) this.deliveryLatency.record(latencyMs);
-    for (const sink of this.sinks) sink.delivered?.(type, latencyMs);
+  delivered(type: RoomEventType, count: number, latencyMs: number | null): void {
+    this.deliveries += count;
+    bump(this.deliveredByType, type, count);
+    if (latencyMs !== null) this.deliveryLatency.record(latencyMs, count);
+    for (const sink of this.sinks) sink.delivered?.(type, count, latencyMs);
   }
 
   ackReported(status: DeliveryStatus, latencyMs: number): void {
@@ -62,6 +65,6 @@ export class ServiceStats {
   }
 }
 
-function bump<TKey>(map: Map<TKey, number>, key: TKey): void {
-  map.set(key, (map.get(key) ?? 0) + 1);
+function bump<TKey>(map: Map<TKey, number>, key: TKey, by = 1): void {
+  map.set(key, (map.get(key) ?? 0) + by);
 }

@@ -1,10 +1,12 @@
-import { tracked, TRPCError } from '@trpc/server';
+import { tracked, TRPCError, type TrackedEnvelope } from '@trpc/server';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
-import type { RoomEvent } from '../domain/types.ts';
+import type { RoomEnvelope, RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { authedProcedure, requireAccess, t, type Authorize } from './trpc.ts';
+import { AsyncQueue } from '../util/async-queue.ts';
+import { claimSubscription, dataFrame, releaseSubscription, writeFrame } from './direct-frames.ts';
 import { toTRPCError } from './trpc-errors.ts';
 
 export const conversationIdSchema = z
@@ -29,27 +31,39 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
     .refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `must be at most ${maxBytes} UTF-8 bytes`);
 
   const conversation = t.router({
-    /** Joins the room and streams its events; resumes after `lastEventId` when given. */
+    /**
+     * Joins the room and streams its events; resumes after `lastEventId` when given. Over a
+     * socket the events are written as pre-built frames (direct-frames.ts); the generator only
+     * yields on the fallback path, with the same frames the adapter would build.
+     */
     events: authedProcedure
       .input(z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() }))
-      .subscription(async function* ({ ctx, input, signal }) {
+      .subscription(async function* ({ ctx, input, signal }): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
         if (!ctx.connection) {
           throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
         }
         await requireAccess(authorize, ctx.principal, input.conversationId);
+        const base = {
+          connectionId: ctx.connection.id,
+          conversationId: input.conversationId,
+          lastEventId: input.lastEventId ?? null,
+          ...(signal && { signal }),
+        };
+        const socket = ctx.socket;
+        const target = socket ? claimSubscription(socket, base.conversationId, base.lastEventId) : null;
         try {
-          const stream = service.subscribe({
-            connectionId: ctx.connection.id,
-            conversationId: input.conversationId,
-            lastEventId: input.lastEventId ?? null,
-            ...(signal && { signal }),
-          });
-          for await (const envelope of stream) {
-            service.recordDelivery(envelope);
-            yield tracked(envelope.id, envelope.event as RoomEvent);
+          if (socket && target) {
+            await service.subscribe({ ...base, sink: { write: (envelope) => writeFrame(socket, dataFrame(envelope, target)) } });
+            return;
           }
+          const queue = new AsyncQueue<RoomEnvelope>(signal);
+          const done = service.subscribe({ ...base, sink: { write: (envelope) => queue.push(envelope) } }).finally(() => queue.end());
+          for await (const envelope of queue) yield tracked(envelope.id, envelope.event);
+          await done;
         } catch (error) {
           throw toTRPCError(error);
+        } finally {
+          if (socket && target) releaseSubscription(socket, target);
         }
       }),
 

@@ -64,7 +64,7 @@ export function createWsContextFactory(deps: { service: RealtimeService; authent
       service.closeConnection(id);
     });
     log.debug({ connectionId: id, userId: principal.userId }, 'connection opened');
-    return { principal, connection };
+    return { principal, connection, socket: res };
   };
 }
 

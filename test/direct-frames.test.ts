@@ -1,0 +1,97 @@
+import { transformTRPCResponse } from '@trpc/server/unstable-core-do-not-import';
+import { describe, expect, it, vi } from 'vitest';
+import { WebSocket } from 'ws';
+import type { RoomEnvelope } from '../src/domain/types.ts';
+import { dataFrame, directFrameStats, textFrame } from '../src/transport/direct-frames.ts';
+import { startTestApp } from './support/start-test-app.ts';
+
+/**
+ * The fan-out fast path writes frames itself (src/transport/direct-frames.ts, pinned to
+ * @trpc/server 11.25.2). These tests hold it to the adapter's own format and to the stock client.
+ */
+describe('direct frames', () => {
+  const envelope: RoomEnvelope = {
+    id: 'abc:000000000007',
+    audience: {},
+    event: {
+      type: 'message',
+      conversationId: 'r1',
+      at: new Date('2026-01-02T03:04:05.006Z'),
+      message: { id: 'm1', senderId: 'alice', body: 'héllo "quoted" \\ \u2028', sentAt: new Date('2026-01-02T03:04:05.006Z'), ackRequired: true },
+    },
+  };
+
+  it('builds exactly the frame the tRPC adapter would send for a tracked event', async () => {
+    await using t = await startTestApp();
+    const config = t.app.router._def._config;
+    for (const target of [{ id: 1, jsonrpc: false }, { id: 'sub-7', jsonrpc: true }] as const) {
+      const adapterFrame = JSON.stringify(
+        transformTRPCResponse(config, {
+          id: target.id,
+          ...(target.jsonrpc && { jsonrpc: '2.0' as const }),
+          result: { type: 'data', id: envelope.id, data: { id: envelope.id, data: envelope.event } },
+        }),
+      );
+      const ours = payloadOf(dataFrame(envelope, target));
+      expect(JSON.parse(ours)).toEqual(JSON.parse(adapterFrame));
+    }
+  });
+
+  it('frames payloads per RFC 6455 for every length encoding', () => {
+    for (const length of [0, 125, 126, 65_535, 65_536]) {
+      const frame = textFrame(Buffer.alloc(length, 'a'));
+      expect(frame[0]).toBe(0x81); // FIN, text
+      expect(payloadOf(frame)).toHaveLength(length);
+    }
+  });
+
+  it('builds each frame once per event and subscription id', () => {
+    const a = dataFrame(envelope, { id: 1, jsonrpc: false });
+    expect(dataFrame(envelope, { id: 1, jsonrpc: false })).toBe(a);
+    expect(dataFrame(envelope, { id: '1', jsonrpc: false })).not.toBe(a);
+  });
+
+  it('is what stock @trpc/client subscriptions get, with Dates revived and text frames on the wire', async () => {
+    await using t = await startTestApp();
+    const before = directFrameStats.claimed;
+    const alice = await t.client('alice');
+    const bob = await t.client('bob');
+    const room = bob.join('fast');
+    await room.started;
+    expect(directFrameStats.claimed).toBe(before + 1);
+    const got = room.next('message');
+    await alice.send('fast', 'over the fast path');
+    const event = await got;
+    expect(event.message.body).toBe('over the fast path');
+    expect(event.message.sentAt).toBeInstanceOf(Date);
+
+    // A raw socket sees a text frame whose JSON parses to the tracked-data shape.
+    const token = await t.token('carol');
+    const raw = new WebSocket(`${t.wsUrl}?connectionParams=1`);
+    const frames: Array<{ data: string; isBinary: boolean }> = [];
+    raw.on('message', (data: Buffer, isBinary) => frames.push({ data: data.toString('utf8'), isBinary }));
+    await new Promise((resolve) => raw.once('open', resolve));
+    raw.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
+    raw.send(JSON.stringify({ id: 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: 'fast' } } } }));
+    await vi.waitFor(() => expect(frames.some((f) => f.data.includes('"started"'))).toBe(true));
+    await alice.send('fast', 'to raw');
+    await vi.waitFor(() => expect(frames.some((f) => f.data.includes('to raw'))).toBe(true));
+    const frame = frames.find((f) => f.data.includes('to raw'))!;
+    expect(frame.isBinary).toBe(false);
+    const parsed = JSON.parse(frame.data) as { id: number; result: { type: string; id: string; data: { json: { id: string; data: { message: { body: string } } } } } };
+    expect(parsed.id).toBe(1);
+    expect(parsed.result.type).toBe('data');
+    expect(parsed.result.id).toBe(parsed.result.data.json.id);
+    expect(parsed.result.data.json.data.message.body).toBe('to raw');
+    raw.close();
+  });
+});
+
+/** The payload of one unmasked server frame (RFC 6455 §5.2). */
+function payloadOf(frame: Buffer): string {
+  const short = frame[1]! & 0x7f;
+  const offset = short < 126 ? 2 : short === 126 ? 4 : 10;
+  const length = short < 126 ? short : short === 126 ? frame.readUInt16BE(2) : Number(frame.readBigUInt64BE(2));
+  expect(frame.length).toBe(offset + length);
+  return frame.subarray(offset).toString('utf8');
+}
