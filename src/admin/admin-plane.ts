@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createSchema, createYoga, type Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Principal } from '../domain/types.ts';
@@ -62,6 +63,8 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     schema: createSchema<{ req: IncomingMessage; res: ServerResponse } & AdminContext>({ typeDefs, resolvers }),
     graphqlEndpoint: '/graphql',
     graphiql: config.graphiql ? { title: 'Realtime admin', headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }) } : false,
+    // GraphiQL bundled from npm rather than Yoga's default page, which loads it from a CDN.
+    renderGraphiQL,
     landingPage: false,
     cors,
     maskedErrors: { isDev: false },
