@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { canAccess, createTokenVerifier } from './auth/tokens.ts';
 import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory-broker.ts';
@@ -17,8 +17,9 @@ import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
 import { CloseCodes } from './transport/close-codes.ts';
-import { assertPinnedTrpc, watchIncoming, wireEncoder } from './transport/direct-frames.ts';
-import { createAppRouter, type AppRouter } from './transport/router.ts';
+import { assertPinnedTrpc } from './transport/direct-frames.ts';
+import { createDirectSubscriptions, wireEncoder } from './transport/direct-subscriptions.ts';
+import { createAppRouter, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
 import { authenticateOrThrow, createWsContextFactory, type Authenticate } from './transport/ws-context.ts';
 
@@ -108,10 +109,25 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
 
   // ---- WebSocket: one noServer wss, upgrades routed by exact path.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
+  const createWsContext = createWsContextFactory({ service, authenticate, log });
+  const contexts = new WeakMap<WebSocket, Promise<Context>>();
+  const direct = createDirectSubscriptions({
+    service,
+    authorize,
+    trpcConfig: router._def._config,
+    inputSchema: eventsInputSchema,
+    contextOf: (ws) => contexts.get(ws),
+    onError,
+  });
   const wsHandler = applyWSSHandler<AppRouter>({
     wss,
     router,
-    createContext: createWsContextFactory({ service, authenticate, log }),
+    createContext: (opts) => {
+      const context = createWsContext(opts);
+      context.catch(() => undefined); // the adapter reports it; this copy is for direct subscriptions
+      contexts.set(opts.res, context);
+      return context;
+    },
     keepAlive: { enabled: true, pingMs: config.keepAlivePingMs, pongWaitMs: 5000 },
     maxBatchSize: 50,
     experimental_encoder: wireEncoder,
@@ -166,7 +182,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       return true;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      watchIncoming(ws); // before the adapter's own listener: see direct-frames.ts
+      direct.attach(ws, req); // before the adapter's own listener: see direct-subscriptions.ts
       wss.emit('connection', ws, req);
     });
     return true;

@@ -2,12 +2,13 @@ import { transformTRPCResponse } from '@trpc/server/unstable-core-do-not-import'
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { RoomEnvelope } from '../src/domain/types.ts';
-import { dataFrame, directFrameStats, textFrame } from '../src/transport/direct-frames.ts';
+import { dataFrame, textFrame } from '../src/transport/direct-frames.ts';
+import { directSubscriptionStats } from '../src/transport/direct-subscriptions.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
 /**
- * The fan-out fast path writes frames itself (src/transport/direct-frames.ts, pinned to
- * @trpc/server 11.25.2). These tests hold it to the adapter's own format and to the stock client.
+ * The fan-out fast path serves conversation.events beside the adapter and writes frames itself
+ * (src/transport/direct-subscriptions.ts and direct-frames.ts, pinned to @trpc/server 11.25.2). These tests hold it to the adapter's own format and to the stock client.
  */
 describe('direct frames', () => {
   const envelope: RoomEnvelope = {
@@ -53,12 +54,12 @@ describe('direct frames', () => {
 
   it('is what stock @trpc/client subscriptions get, with Dates revived and text frames on the wire', async () => {
     await using t = await startTestApp();
-    const before = directFrameStats.claimed;
+    const before = directSubscriptionStats.started;
     const alice = await t.client('alice');
     const bob = await t.client('bob');
     const room = bob.join('fast');
     await room.started;
-    expect(directFrameStats.claimed).toBe(before + 1);
+    expect(directSubscriptionStats.started).toBe(before + 1);
     const got = room.next('message');
     await alice.send('fast', 'over the fast path');
     const event = await got;

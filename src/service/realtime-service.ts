@@ -37,7 +37,10 @@ export type CloseReason = 'slow_consumer' | 'token_expired' | 'kicked' | 'room_c
 export interface ConnectionHandle {
   id: ConnectionId;
   principal: Principal;
-  /** Bytes queued for this connection and not yet written to the network. */
+  /**
+   * Bytes queued for this connection that the network has not taken (frames written in the
+   * current loop turn, which leave when it ends, not counted).
+   */
   bufferedBytes(): number;
   /** Ends the connection; the client may resume from its last event id. */
   close(reason: CloseReason, detail?: string): void;
@@ -63,6 +66,19 @@ export interface SubscriberSink {
   write(envelope: RoomEnvelope): void;
 }
 
+export interface SubscriptionInput {
+  connectionId: ConnectionId;
+  conversationId: RoomId;
+  lastEventId?: string | null;
+  sink: SubscriberSink;
+}
+
+export interface SubscriptionHandle {
+  /** Ends the subscription (the client stopped it); `done` then resolves. */
+  cancel(): void;
+  done: Promise<void>;
+}
+
 interface LocalSubscriber {
   connection: ConnectionHandle;
   roomId: RoomId;
@@ -70,6 +86,8 @@ interface LocalSubscriber {
   sink: SubscriberSink;
   /** Live events that arrive while the replay is being read; null once live. */
   held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
+  /** Its connection was closed as a slow consumer: nothing more is written to it. */
+  dropped: boolean;
   /** Ends the subscription (stop, socket close, room closed, slow consumer). */
   end: () => void;
 }
@@ -180,27 +198,43 @@ export class RealtimeService {
   // ---------------------------------------------------------------- subscriptions
 
   /**
-   * Joins the room and streams its events: first what the subscriber missed since `lastEventId`
-   * (or a `resync`), then live events. The live listener is registered before the history is
-   * read, so nothing falls in between; duplicates from that overlap are dropped by id.
+   * Joins the room and streams its events to `sink`: first what the subscriber missed since
+   * `lastEventId` (or a `resync`), then live events. The live listener is registered before the
+   * history is read, so nothing falls in between; duplicates from that overlap are dropped by
+   * id. Returns at once: `done` settles when the subscription ends (cancel, socket close, room
+   * closed, slow consumer) and rejects if it could not start.
    */
-  async subscribe(input: {
-    connectionId: ConnectionId;
-    conversationId: RoomId;
-    lastEventId?: string | null;
-    signal?: AbortSignal;
-    sink: SubscriberSink;
-  }): Promise<void> {
+  openSubscription(input: SubscriptionInput): SubscriptionHandle {
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const state = { cancelled: false };
+    const cancel = () => {
+      state.cancelled = true;
+      end();
+    };
+    return { cancel, done: this.runSubscription(input, ended, end, state) };
+  }
+
+  /** openSubscription, ended by an AbortSignal; resolves when the subscription ends. */
+  async subscribe(input: SubscriptionInput & { signal?: AbortSignal }): Promise<void> {
+    if (input.signal?.aborted) return;
+    const handle = this.openSubscription(input);
+    input.signal?.addEventListener('abort', handle.cancel, { once: true });
+    try {
+      await handle.done;
+    } finally {
+      input.signal?.removeEventListener('abort', handle.cancel);
+    }
+  }
+
+  private async runSubscription(input: SubscriptionInput, ended: Promise<void>, end: () => void, state: { cancelled: boolean }): Promise<void> {
     const connection = this.connections.get(input.connectionId);
     if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
-    if (input.signal?.aborted) return;
+    if (state.cancelled) return;
     const roomId = input.conversationId;
     const userId = connection.principal.userId;
 
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => (end = resolve));
-    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end };
-    input.signal?.addEventListener('abort', end, { once: true });
+    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false };
     this.addSubscriber(sub);
     let joined = false;
     try {
@@ -217,7 +251,7 @@ export class RealtimeService {
       let cutoff: ParsedEventId | null = null;
       if (input.lastEventId) {
         const resume = await this.broker.readSince(roomId, input.lastEventId);
-        if (input.signal?.aborted) return;
+        if (state.cancelled) return;
         cutoff = parseEventId(resume.head);
         if (resume.kind === 'resync') {
           const envelope: RoomEnvelope = { id: resume.head, event: { type: 'resync', conversationId: roomId, at: new Date(), reason: resume.reason }, audience: {} };
@@ -238,7 +272,6 @@ export class RealtimeService {
       }
       await ended;
     } finally {
-      input.signal?.removeEventListener('abort', end);
       this.removeSubscriber(sub);
       if (joined) this.leaveRoom(connection.id, roomId);
     }
@@ -310,6 +343,7 @@ export class RealtimeService {
    * it reconnects); past a quarter of that, ephemeral typing events are dropped for it first.
    */
   private deliver(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
+    if (sub.dropped) return false;
     const buffered = sub.connection.bufferedBytes();
     if (buffered > this.config.maxBufferedBytes) {
       this.closeSlowConsumer(sub);
@@ -336,13 +370,31 @@ export class RealtimeService {
     this.stats.delivered(event.type, count, latency);
   }
 
+  /**
+   * Closes a connection that is too far behind (4008), once. It counts as a dropped socket from
+   * this moment: every subscription of it leaves the fan-out at once (nothing more is written to
+   * it), presence sees a disconnect (after the grace), not a leave, and its subscriptions are not
+   * ended here: a clean end would tell the client its stream is complete and it would not resume.
+   * The transport ends them when the socket is closed.
+   */
   private closeSlowConsumer(sub: LocalSubscriber): void {
+    const { connection } = sub;
+    const rooms = new Set([sub.roomId, ...this.registry.connectionRooms(connection.id)]);
+    for (const roomId of rooms) {
+      for (const other of [...(this.subscribers.get(roomId) ?? [])]) {
+        if (other.connection.id !== connection.id) continue;
+        other.dropped = true;
+        other.held = null;
+        this.removeSubscriber(other);
+      }
+    }
+    sub.dropped = true;
     sub.held = null;
-    sub.end();
-    if (!this.connections.has(sub.connection.id)) return;
+    if (!this.connections.has(connection.id)) return;
     this.stats.slowConsumerCloses += 1;
-    this.log.warn({ connectionId: sub.connection.id, userId: sub.userId, buffered: sub.connection.bufferedBytes() }, 'closing slow consumer');
-    sub.connection.close('slow_consumer');
+    this.log.warn({ connectionId: connection.id, userId: sub.userId, buffered: connection.bufferedBytes() }, 'closing slow consumer');
+    this.closeConnection(connection.id);
+    connection.close('slow_consumer');
   }
 
   // ---------------------------------------------------------------- messages and acks

@@ -6,7 +6,6 @@ import type { RoomEnvelope, RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { authedProcedure, requireAccess, t, type Authorize } from './trpc.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
-import { claimSubscription, dataFrame, releaseSubscription, writeFrame } from './direct-frames.ts';
 import { toTRPCError } from './trpc-errors.ts';
 
 export const conversationIdSchema = z
@@ -14,6 +13,9 @@ export const conversationIdSchema = z
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
   .regex(CONVERSATION_ID_PATTERN, 'must contain only A-Z a-z 0-9 _ . : -');
+
+/** `conversation.events` input; direct-subscriptions.ts validates with this same schema. */
+export const eventsInputSchema = z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() });
 
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
 
@@ -33,37 +35,32 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
   const conversation = t.router({
     /**
      * Joins the room and streams its events; resumes after `lastEventId` when given. Over a
-     * socket the events are written as pre-built frames (direct-frames.ts); the generator only
-     * yields on the fallback path, with the same frames the adapter would build.
+     * WebSocket this request is served by transport/direct-subscriptions.ts with the same
+     * schema and checks (frames built once per event, no generator per subscriber); this
+     * definition types it for clients and serves callers without a socket.
      */
     events: authedProcedure
-      .input(z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() }))
+      .input(eventsInputSchema)
       .subscription(async function* ({ ctx, input, signal }): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
         if (!ctx.connection) {
           throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
         }
         await requireAccess(authorize, ctx.principal, input.conversationId);
-        const base = {
-          connectionId: ctx.connection.id,
-          conversationId: input.conversationId,
-          lastEventId: input.lastEventId ?? null,
-          ...(signal && { signal }),
-        };
-        const socket = ctx.socket;
-        const target = socket ? claimSubscription(socket, base.conversationId, base.lastEventId) : null;
+        const queue = new AsyncQueue<RoomEnvelope>(signal);
         try {
-          if (socket && target) {
-            await service.subscribe({ ...base, sink: { write: (envelope) => writeFrame(socket, dataFrame(envelope, target)) } });
-            return;
-          }
-          const queue = new AsyncQueue<RoomEnvelope>(signal);
-          const done = service.subscribe({ ...base, sink: { write: (envelope) => queue.push(envelope) } }).finally(() => queue.end());
+          const done = service
+            .subscribe({
+              connectionId: ctx.connection.id,
+              conversationId: input.conversationId,
+              lastEventId: input.lastEventId ?? null,
+              ...(signal && { signal }),
+              sink: { write: (envelope) => queue.push(envelope) },
+            })
+            .finally(() => queue.end());
           for await (const envelope of queue) yield tracked(envelope.id, envelope.event);
           await done;
         } catch (error) {
           throw toTRPCError(error);
-        } finally {
-          if (socket && target) releaseSubscription(socket, target);
         }
       }),
 

@@ -1,0 +1,210 @@
+import type { IncomingMessage } from 'node:http';
+import { TRPCError } from '@trpc/server';
+import type { Encoder } from '@trpc/server/adapters/ws';
+import { getErrorShape, getTRPCErrorFromUnknown, transformTRPCResponse, type AnyRootTypes, type RootConfig } from '@trpc/server/unstable-core-do-not-import';
+import superjson from 'superjson';
+import type { WebSocket } from 'ws';
+import type { z } from 'zod';
+import { isExpired } from '../auth/tokens.ts';
+import type { RealtimeService, SubscriptionHandle } from '../service/realtime-service.ts';
+import { dataFrame, writeFrame, type FrameTarget } from './direct-frames.ts';
+import type { Authorize, Context } from './trpc.ts';
+import { toTRPCError } from './trpc-errors.ts';
+
+/**
+ * `conversation.events` over WebSocket, served beside the tRPC adapter instead of through it.
+ * PINNED to @trpc/server 11.25.2 with the rest of the wire code (direct-frames.ts).
+ *
+ * Through the adapter, every subscription costs an async-generator chain, an AbortController
+ * and the adapter's iteration machinery (~13 KB of heap per idle subscriber, measured), and
+ * every event a trip through them. Here a subscription is a small record: its frames are
+ * built once per event (direct-frames.ts) and written straight to the socket.
+ *
+ * How: `attach(ws)` runs before the adapter attaches its own 'message' listener. It takes the
+ * `conversation.events` subscription requests (and their `subscription.stop`) out of each frame
+ * and serves them; `wireEncoder.decode`, the adapter's encoder, then hands the adapter only
+ * what is left. The wire is exactly the adapter's: the same `started`, data, `stopped` and
+ * error frames (errors go through the router's own error formatter and transformer), the same
+ * input schema, token-expiry and access checks as the procedure in router.ts — which stays the
+ * typed definition and serves callers without a socket (createCaller).
+ */
+
+const PATH = 'conversation.events';
+
+/** How many subscriptions this module has started (tests read it to prove the path is used). */
+export const directSubscriptionStats = { started: 0 };
+
+type RequestId = string | number;
+
+interface SocketState {
+  /** The first frame of a `?connectionParams=1` socket carries the token: the adapter's. */
+  awaitingParams: boolean;
+  subscriptions: Map<RequestId, DirectSubscription>;
+}
+
+interface SocketRef {
+  ws: WebSocket;
+  req: IncomingMessage;
+  state: SocketState;
+}
+
+interface DirectSubscription {
+  cancelled: boolean;
+  handle: SubscriptionHandle | null;
+}
+
+export interface DirectSubscriptionsOptions {
+  service: RealtimeService;
+  authorize: Authorize;
+  /** The router's root config: error formatter and transformer. */
+  trpcConfig: RootConfig<AnyRootTypes>;
+  /** The connection's context, as the adapter's createContext produced it. */
+  contextOf: (ws: WebSocket) => Promise<Context> | undefined;
+  /** The input schema of the procedure (router.ts), so both paths validate alike. */
+  inputSchema: z.ZodType<{ conversationId: string; lastEventId?: string | null | undefined }>;
+  onError: (info: { error: TRPCError; type: 'subscription'; path: string; input: unknown; ctx: Context | undefined; req: IncomingMessage }) => void;
+}
+
+let pendingOverride: { socket: WebSocket; text: string; items: unknown[] } | null = null;
+let decodingFor: WebSocket | null = null;
+
+/** The adapter's encoder: JSON, except that frames this module served arrive without its parts. */
+export const wireEncoder: Encoder = {
+  encode: (data) => JSON.stringify(data),
+  decode(data) {
+    const socket = decodingFor;
+    decodingFor = null;
+    if (typeof data !== 'string') throw new Error('binary frames are not accepted: tRPC frames are JSON text');
+    const override = pendingOverride;
+    pendingOverride = null;
+    if (override && override.socket === socket && override.text === data) return override.items;
+    return JSON.parse(data) as unknown;
+  },
+};
+
+export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
+  const { service, authorize, trpcConfig, contextOf, inputSchema, onError } = options;
+
+  function send(ws: WebSocket, message: Parameters<typeof transformTRPCResponse>[1]): void {
+    if (ws.readyState === 1) ws.send(JSON.stringify(transformTRPCResponse(trpcConfig, message)));
+  }
+
+  function sendError(ws: WebSocket, target: FrameTarget, error: TRPCError, call: { input?: unknown; ctx?: Context | undefined } = {}): void {
+    const shape = getErrorShape({ config: trpcConfig, error, type: 'subscription', path: PATH, input: call.input, ctx: call.ctx });
+    send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), error: shape });
+  }
+
+  function parseInput(params: { input?: unknown; lastEventId?: unknown }): { conversationId: string; lastEventId: string | null } {
+    if (params.lastEventId !== undefined && typeof params.lastEventId !== 'string') {
+      throw new TRPCError({ code: 'PARSE_ERROR', message: '"lastEventId" must be a string' });
+    }
+    let raw: unknown = params.input === undefined ? undefined : superjson.deserialize(params.input as Parameters<typeof superjson.deserialize>[0]);
+    if (params.lastEventId !== undefined) {
+      raw = typeof raw === 'object' && raw !== null ? { ...raw, lastEventId: params.lastEventId } : (raw ?? { lastEventId: params.lastEventId });
+    }
+    const parsed = inputSchema.safeParse(raw);
+    if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+    return { conversationId: parsed.data.conversationId, lastEventId: parsed.data.lastEventId ?? null };
+  }
+
+  async function serve(socket: SocketRef, target: FrameTarget, params: { input?: unknown; lastEventId?: unknown }): Promise<void> {
+    const { ws, req, state } = socket;
+    const sub: DirectSubscription = { cancelled: false, handle: null };
+    state.subscriptions.set(target.id, sub);
+    let ctx: Context | undefined;
+    let input: unknown;
+    try {
+      const contextPromise = contextOf(ws);
+      if (!contextPromise) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'connection not authenticated' });
+      ctx = await contextPromise;
+      if (sub.cancelled) return;
+      const parsed = parseInput(params);
+      input = parsed;
+      if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+      if (!ctx.connection) throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: `${PATH} is served over WebSocket at /trpc` });
+      if (!(await authorize(ctx.principal, parsed.conversationId))) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${parsed.conversationId}` });
+      }
+      if (sub.cancelled) return;
+      send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'started' } });
+      directSubscriptionStats.started += 1;
+      sub.handle = service.openSubscription({
+        connectionId: ctx.connection.id,
+        conversationId: parsed.conversationId,
+        lastEventId: parsed.lastEventId,
+        sink: { write: (envelope) => writeFrame(ws, dataFrame(envelope, target)) },
+      });
+      await sub.handle.done;
+      // Ended by the server (room closed) or stopped by the client: either way, as the adapter does.
+      send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'stopped' } });
+    } catch (cause) {
+      if (ws.readyState !== 1) return;
+      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
+      onError({ error, type: 'subscription', path: PATH, input, ctx, req });
+      sendError(ws, target, error, { input, ctx });
+    } finally {
+      if (state.subscriptions.get(target.id) === sub) state.subscriptions.delete(target.id);
+    }
+  }
+
+  function take(socket: SocketRef, item: unknown): boolean {
+    const { ws, req, state } = socket;
+    if (typeof item !== 'object' || item === null) return false;
+    const { id, method, params, jsonrpc } = item as { id?: unknown; method?: unknown; params?: unknown; jsonrpc?: unknown };
+    if (typeof id !== 'string' && typeof id !== 'number') return false;
+    if (method === 'subscription.stop') {
+      const sub = state.subscriptions.get(id);
+      if (!sub) return false; // not ours: the adapter's (or unknown, which it ignores)
+      sub.cancelled = true;
+      sub.handle?.cancel();
+      return true;
+    }
+    if (method !== 'subscription' || typeof params !== 'object' || params === null || (params as { path?: unknown }).path !== PATH) return false;
+    const target: FrameTarget = { id, jsonrpc: jsonrpc === '2.0' };
+    if (state.subscriptions.has(id)) {
+      const error = new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${id}` });
+      onError({ error, type: 'subscription', path: PATH, input: undefined, ctx: undefined, req });
+      sendError(ws, target, error);
+      return true;
+    }
+    void serve(socket, target, params as { input?: unknown; lastEventId?: unknown });
+    return true;
+  }
+
+  return {
+    /** Call for each new socket before the adapter sees it (`wss.emit('connection')`). */
+    attach(ws: WebSocket, req: IncomingMessage): void {
+      const state: SocketState = {
+        awaitingParams: new URL(req.url ?? '/', 'http://localhost').searchParams.get('connectionParams') === '1',
+        subscriptions: new Map(),
+      };
+      const socket: SocketRef = { ws, req, state };
+      ws.on('message', (raw: Buffer, isBinary: boolean) => {
+        decodingFor = ws;
+        if (isBinary) return;
+        if (state.awaitingParams) {
+          state.awaitingParams = false;
+          return;
+        }
+        const text = raw.toString('utf8');
+        if (!text.includes(PATH) && !(state.subscriptions.size > 0 && text.includes('subscription.stop'))) return;
+        let message: unknown;
+        try {
+          message = JSON.parse(text);
+        } catch {
+          return; // the adapter answers the parse error
+        }
+        const items = Array.isArray(message) ? (message as unknown[]) : [message];
+        const rest = items.filter((item) => !take(socket, item));
+        if (rest.length !== items.length) pendingOverride = { socket: ws, text, items: rest };
+      });
+      ws.once('close', () => {
+        for (const sub of state.subscriptions.values()) {
+          sub.cancelled = true;
+          sub.handle?.cancel();
+        }
+        state.subscriptions.clear();
+      });
+    },
+  };
+}
