@@ -18,8 +18,8 @@ import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
 import { CloseCodes } from './transport/close-codes.ts';
 import { assertPinnedTrpc } from './transport/direct-frames.ts';
-import { createDirectSubscriptions, wireEncoder } from './transport/direct-subscriptions.ts';
-import { createAppRouter, eventsInputSchema, type AppRouter } from './transport/router.ts';
+import { createDirectSubscriptions, wireEncoder } from './transport/direct-calls.ts';
+import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
 import { authenticateOrThrow, createWsContextFactory, type Authenticate } from './transport/ws-context.ts';
 
@@ -116,6 +116,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     authorize,
     trpcConfig: router._def._config,
     inputSchema: eventsInputSchema,
+    hotCalls: createHotCalls({ service, config, authorize }),
     contextOf: (ws) => contexts.get(ws),
     onError,
   });

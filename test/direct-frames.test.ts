@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { RoomEnvelope } from '../src/domain/types.ts';
 import { dataFrame, textFrame } from '../src/transport/direct-frames.ts';
-import { directSubscriptionStats } from '../src/transport/direct-subscriptions.ts';
+import { directSubscriptionStats } from '../src/transport/direct-calls.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
 /**
@@ -61,7 +61,9 @@ describe('direct frames', () => {
     await room.started;
     expect(directSubscriptionStats.started).toBe(before + 1);
     const got = room.next('message');
+    const callsBefore = directSubscriptionStats.calls;
     await alice.send('fast', 'over the fast path');
+    expect(directSubscriptionStats.calls).toBe(callsBefore + 1); // message.send went the direct way too
     const event = await got;
     expect(event.message.body).toBe('over the fast path');
     expect(event.message.sentAt).toBeInstanceOf(Date);

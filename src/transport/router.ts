@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
 import type { RoomEnvelope, RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
-import { authedProcedure, requireAccess, t, type Authorize } from './trpc.ts';
+import { authedProcedure, requireAccess, t, type Authorize, type Context } from './trpc.ts';
 import { AsyncQueue } from '../util/async-queue.ts';
 import { toTRPCError } from './trpc-errors.ts';
 
@@ -26,12 +26,6 @@ export interface RouterDeps {
 }
 
 export function createAppRouter({ service, config, authorize }: RouterDeps) {
-  const maxBytes = config.maxMessageBytes;
-  const bodySchema = z
-    .string()
-    .min(1, 'must not be empty')
-    .refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `must be at most ${maxBytes} UTF-8 bytes`);
-
   const conversation = t.router({
     /**
      * Joins the room and streams its events; resumes after `lastEventId` when given. Over a
@@ -82,18 +76,49 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
     }),
   });
 
+  const hot = createHotCalls({ service, config, authorize });
   const message = t.router({
-    send: authedProcedure
-      .input(
-        z.object({
-          conversationId: conversationIdSchema,
-          body: bodySchema,
-          clientMessageId: z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters').optional(),
-          ack: z.union([z.boolean(), z.object({ timeoutMs: z.number().int().min(1).max(3_600_000) })]).optional(),
-          echo: z.boolean().optional(),
-        }),
-      )
-      .mutation(async ({ ctx, input }) => {
+    send: authedProcedure.input(hot['message.send'].input).mutation(({ ctx, input }) => hot['message.send'].run(ctx, input)),
+    ack: authedProcedure.input(hot['message.ack'].input).mutation(({ ctx, input }) => hot['message.ack'].run(ctx, input)),
+    deliveryStatus: authedProcedure
+      .input(z.object({ messageId: messageIdSchema }))
+      .query(({ ctx, input }) => service.deliveryStatus(ctx.principal, input.messageId)),
+  });
+
+  const typing = t.router({
+    set: authedProcedure.input(hot['typing.set'].input).mutation(({ ctx, input }) => hot['typing.set'].run(ctx, input)),
+  });
+
+  return t.router({ conversation, message, typing });
+}
+
+export type AppRouter = ReturnType<typeof createAppRouter>;
+
+/**
+ * The mutations every chat client calls all the time, as plain (schema, run) pairs: the router's
+ * procedures are thin over them, and transport/direct-calls.ts runs them for WebSocket frames
+ * without the adapter's per-call machinery. One definition, so both paths check alike.
+ */
+export function createHotCalls({ service, config, authorize }: RouterDeps) {
+  const maxBytes = config.maxMessageBytes;
+  const bodySchema = z
+    .string()
+    .min(1, 'must not be empty')
+    .refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `must be at most ${maxBytes} UTF-8 bytes`);
+  const sendInput = z.object({
+    conversationId: conversationIdSchema,
+    body: bodySchema,
+    clientMessageId: z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters').optional(),
+    ack: z.union([z.boolean(), z.object({ timeoutMs: z.number().int().min(1).max(3_600_000) })]).optional(),
+    echo: z.boolean().optional(),
+  });
+  const ackInput = z.object({ conversationId: conversationIdSchema, messageId: messageIdSchema });
+  const typingInput = z.object({ conversationId: conversationIdSchema, isTyping: z.boolean() });
+
+  return {
+    'message.send': {
+      input: sendInput,
+      async run(ctx: Context, input: z.infer<typeof sendInput>) {
         await requireAccess(authorize, ctx.principal, input.conversationId);
         return service.sendMessage({
           principal: ctx.principal,
@@ -104,31 +129,24 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
           ...(input.ack !== undefined && { ack: input.ack }),
           ...(input.echo !== undefined && { echo: input.echo }),
         });
-      }),
-
-    ack: authedProcedure
-      .input(z.object({ conversationId: conversationIdSchema, messageId: messageIdSchema }))
-      .mutation(async ({ ctx, input }) => {
+      },
+    },
+    'message.ack': {
+      input: ackInput,
+      async run(ctx: Context, input: z.infer<typeof ackInput>) {
         await requireAccess(authorize, ctx.principal, input.conversationId);
         return service.ack(ctx.principal, input.conversationId, input.messageId);
-      }),
-
-    deliveryStatus: authedProcedure
-      .input(z.object({ messageId: messageIdSchema }))
-      .query(({ ctx, input }) => service.deliveryStatus(ctx.principal, input.messageId)),
-  });
-
-  const typing = t.router({
-    set: authedProcedure
-      .input(z.object({ conversationId: conversationIdSchema, isTyping: z.boolean() }))
-      .mutation(async ({ ctx, input }) => {
+      },
+    },
+    'typing.set': {
+      input: typingInput,
+      async run(ctx: Context, input: z.infer<typeof typingInput>) {
         await requireAccess(authorize, ctx.principal, input.conversationId);
         service.setTyping(ctx.principal, ctx.connection?.id ?? null, input.conversationId, input.isTyping);
         return { ok: true as const };
-      }),
-  });
-
-  return t.router({ conversation, message, typing });
+      },
+    },
+  };
 }
 
-export type AppRouter = ReturnType<typeof createAppRouter>;
+export type HotCalls = ReturnType<typeof createHotCalls>;

@@ -7,32 +7,37 @@ import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { isExpired } from '../auth/tokens.ts';
 import type { RealtimeService, SubscriptionHandle } from '../service/realtime-service.ts';
-import { dataFrame, writeFrame, type FrameTarget } from './direct-frames.ts';
+import { dataFrame, textFrame, writeFrame, type FrameTarget } from './direct-frames.ts';
 import type { Authorize, Context } from './trpc.ts';
+import type { HotCalls } from './router.ts';
 import { toTRPCError } from './trpc-errors.ts';
 
 /**
- * `conversation.events` over WebSocket, served beside the tRPC adapter instead of through it.
- * PINNED to @trpc/server 11.25.2 with the rest of the wire code (direct-frames.ts).
+ * The hot procedures over WebSocket — `conversation.events` and the mutations every client
+ * calls all the time (`message.send`, `message.ack`, `typing.set`) — served beside the tRPC
+ * adapter instead of through it. PINNED to @trpc/server 11.25.2 with the rest of the wire code
+ * (direct-frames.ts).
  *
  * Through the adapter, every subscription costs an async-generator chain, an AbortController
- * and the adapter's iteration machinery (~13 KB of heap per idle subscriber, measured), and
- * every event a trip through them. Here a subscription is a small record: its frames are
- * built once per event (direct-frames.ts) and written straight to the socket.
+ * and the adapter's iteration machinery (~13 KB of heap per idle subscriber, measured), every
+ * event a trip through them, and every call its generic middleware and promise plumbing
+ * (an ack cost ~40 µs of server CPU, measured). Here a subscription is a small record whose
+ * frames are built once per event (direct-frames.ts), and a call is parse, validate, run, reply.
  *
- * How: `attach(ws)` runs before the adapter attaches its own 'message' listener. It takes the
- * `conversation.events` subscription requests (and their `subscription.stop`) out of each frame
- * and serves them; `wireEncoder.decode`, the adapter's encoder, then hands the adapter only
- * what is left. The wire is exactly the adapter's: the same `started`, data, `stopped` and
- * error frames (errors go through the router's own error formatter and transformer), the same
- * input schema, token-expiry and access checks as the procedure in router.ts — which stays the
- * typed definition and serves callers without a socket (createCaller).
+ * How: `attach(ws)` runs before the adapter attaches its own 'message' listener. It takes those
+ * requests (and the `subscription.stop` of its subscriptions) out of each frame and serves them;
+ * `wireEncoder.decode`, the adapter's encoder, then hands the adapter only what is left. The
+ * wire is exactly the adapter's: the same `started`, data, `stopped`, result and error frames
+ * (errors go through the router's own error formatter and transformer), the same input schemas
+ * and the same token-expiry and access checks — the router's procedures are thin over the very
+ * same handlers (router.ts createHotCalls) and stay the typed definitions, serving HTTP and
+ * callers without a socket.
  */
 
 const PATH = 'conversation.events';
 
-/** How many subscriptions this module has started (tests read it to prove the path is used). */
-export const directSubscriptionStats = { started: 0 };
+/** How many subscriptions and calls this module has served (tests read it to prove the path is used). */
+export const directSubscriptionStats = { started: 0, calls: 0 };
 
 type RequestId = string | number;
 
@@ -62,7 +67,9 @@ export interface DirectSubscriptionsOptions {
   contextOf: (ws: WebSocket) => Promise<Context> | undefined;
   /** The input schema of the procedure (router.ts), so both paths validate alike. */
   inputSchema: z.ZodType<{ conversationId: string; lastEventId?: string | null | undefined }>;
-  onError: (info: { error: TRPCError; type: 'subscription'; path: string; input: unknown; ctx: Context | undefined; req: IncomingMessage }) => void;
+  /** The hot mutations, as the router defines them. */
+  hotCalls: HotCalls;
+  onError: (info: { error: TRPCError; type: 'subscription' | 'mutation'; path: string; input: unknown; ctx: Context | undefined; req: IncomingMessage }) => void;
 }
 
 let pendingOverride: { socket: WebSocket; text: string; items: unknown[] } | null = null;
@@ -83,14 +90,17 @@ export const wireEncoder: Encoder = {
 };
 
 export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
-  const { service, authorize, trpcConfig, contextOf, inputSchema, onError } = options;
+  const { service, authorize, trpcConfig, contextOf, inputSchema, hotCalls, onError } = options;
+  const mutations = new Map<string, { input: z.ZodType; run: (ctx: Context, input: never) => Promise<unknown> }>(Object.entries(hotCalls));
 
+  /** A reply frame, written like the data frames: coalesced with this turn's other writes to the socket. */
   function send(ws: WebSocket, message: Parameters<typeof transformTRPCResponse>[1]): void {
-    if (ws.readyState === 1) ws.send(JSON.stringify(transformTRPCResponse(trpcConfig, message)));
+    if (ws.readyState === 1) writeFrame(ws, textFrame(Buffer.from(JSON.stringify(transformTRPCResponse(trpcConfig, message)))));
   }
 
-  function sendError(ws: WebSocket, target: FrameTarget, error: TRPCError, call: { input?: unknown; ctx?: Context | undefined } = {}): void {
-    const shape = getErrorShape({ config: trpcConfig, error, type: 'subscription', path: PATH, input: call.input, ctx: call.ctx });
+  function sendError(ws: WebSocket, target: FrameTarget, error: TRPCError, call: { input?: unknown; ctx?: Context | undefined; path?: string } = {}): void {
+    const type = call.path && call.path !== PATH ? 'mutation' : 'subscription';
+    const shape = getErrorShape({ config: trpcConfig, error, type, path: call.path ?? PATH, input: call.input, ctx: call.ctx });
     send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), error: shape });
   }
 
@@ -147,6 +157,30 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
     }
   }
 
+  async function call(socket: SocketRef, target: FrameTarget, path: string, params: { input?: unknown }): Promise<void> {
+    const { ws, req } = socket;
+    const hot = mutations.get(path)!;
+    let ctx: Context | undefined;
+    let input: unknown;
+    try {
+      const contextPromise = contextOf(ws);
+      if (!contextPromise) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'connection not authenticated' });
+      ctx = await contextPromise;
+      const raw = params.input === undefined ? undefined : superjson.deserialize(params.input as Parameters<typeof superjson.deserialize>[0]);
+      const parsed = hot.input.safeParse(raw);
+      if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+      input = parsed.data;
+      if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+      const data = await hot.run(ctx, parsed.data as never);
+      directSubscriptionStats.calls += 1;
+      send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'data', data } });
+    } catch (cause) {
+      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
+      onError({ error, type: 'mutation', path, input, ctx, req });
+      sendError(ws, target, error, { input, ctx, path });
+    }
+  }
+
   function take(socket: SocketRef, item: unknown): boolean {
     const { ws, req, state } = socket;
     if (typeof item !== 'object' || item === null) return false;
@@ -159,8 +193,14 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
       sub.handle?.cancel();
       return true;
     }
-    if (method !== 'subscription' || typeof params !== 'object' || params === null || (params as { path?: unknown }).path !== PATH) return false;
+    if (typeof params !== 'object' || params === null) return false;
+    const path = (params as { path?: unknown }).path;
     const target: FrameTarget = { id, jsonrpc: jsonrpc === '2.0' };
+    if (method === 'mutation' && typeof path === 'string' && mutations.has(path)) {
+      void call(socket, target, path, params as { input?: unknown });
+      return true;
+    }
+    if (method !== 'subscription' || path !== PATH) return false;
     if (state.subscriptions.has(id)) {
       const error = new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${id}` });
       onError({ error, type: 'subscription', path: PATH, input: undefined, ctx: undefined, req });
@@ -187,7 +227,7 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
           return;
         }
         const text = raw.toString('utf8');
-        if (!text.includes(PATH) && !(state.subscriptions.size > 0 && text.includes('subscription.stop'))) return;
+        if (!text.includes(PATH) && !text.includes('"mutation"') && !(state.subscriptions.size > 0 && text.includes('subscription.stop'))) return;
         let message: unknown;
         try {
           message = JSON.parse(text);
