@@ -8,6 +8,7 @@ import type { Principal } from '../domain/types.ts';
 import type { Logger } from '../logger.ts';
 import type { ConnectionHandle, RealtimeService } from '../service/realtime-service.ts';
 import { closeFrameFor } from './close-codes.ts';
+import { unsentBytes } from './direct-frames.ts';
 import type { Context } from './trpc.ts';
 
 /** Turns a bearer token (or null when none was sent) into a principal, or throws. */
@@ -31,7 +32,7 @@ export function createWsContextFactory(deps: { service: RealtimeService; authent
     const connection: ConnectionHandle = {
       id,
       principal,
-      bufferedBytes: () => res.bufferedAmount,
+      bufferedBytes: () => unsentBytes(res),
       close(reason, detail) {
         const frame = closeFrameFor(reason, detail);
         // Deferred: closing inside a resolver would drop that call's own response.
