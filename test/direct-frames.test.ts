@@ -2,7 +2,7 @@ import { transformTRPCResponse } from '@trpc/server/unstable-core-do-not-import'
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { RoomEnvelope } from '../src/domain/types.ts';
-import { dataFrame, textFrame } from '../src/transport/direct-frames.ts';
+import { dataFrame, frameTarget, textFrame } from '../src/transport/direct-frames.ts';
 import { directSubscriptionStats } from '../src/transport/direct-calls.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
@@ -25,7 +25,7 @@ describe('direct frames', () => {
   it('builds exactly the frame the tRPC adapter would send for a tracked event', async () => {
     await using t = await startTestApp();
     const config = t.app.router._def._config;
-    for (const target of [{ id: 1, jsonrpc: false }, { id: 'sub-7', jsonrpc: true }] as const) {
+    for (const target of [frameTarget(1, false), frameTarget('sub-7', true)]) {
       const adapterFrame = JSON.stringify(
         transformTRPCResponse(config, {
           id: target.id,
@@ -47,9 +47,9 @@ describe('direct frames', () => {
   });
 
   it('builds each frame once per event and subscription id', () => {
-    const a = dataFrame(envelope, { id: 1, jsonrpc: false });
-    expect(dataFrame(envelope, { id: 1, jsonrpc: false })).toBe(a);
-    expect(dataFrame(envelope, { id: '1', jsonrpc: false })).not.toBe(a);
+    const a = dataFrame(envelope, frameTarget(1, false));
+    expect(dataFrame(envelope, frameTarget(1, false))).toBe(a);
+    expect(dataFrame(envelope, frameTarget('1', false))).not.toBe(a);
   });
 
   it('is what stock @trpc/client subscriptions get, with Dates revived and text frames on the wire', async () => {

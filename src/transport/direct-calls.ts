@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { isExpired } from '../auth/tokens.ts';
 import type { RealtimeService, SubscriptionHandle } from '../service/realtime-service.ts';
-import { dataFrame, textFrame, writeFrame, type FrameTarget } from './direct-frames.ts';
+import { dataFrame, frameTarget, textFrame, writeFrame, type FrameTarget } from './direct-frames.ts';
 import type { Authorize, Context } from './trpc.ts';
 import type { HotCalls } from './router.ts';
 import { toTRPCError } from './trpc-errors.ts';
@@ -195,7 +195,7 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
     }
     if (typeof params !== 'object' || params === null) return false;
     const path = (params as { path?: unknown }).path;
-    const target: FrameTarget = { id, jsonrpc: jsonrpc === '2.0' };
+    const target = frameTarget(id, jsonrpc === '2.0');
     if (method === 'mutation' && typeof path === 'string' && mutations.has(path)) {
       void call(socket, target, path, params as { input?: unknown });
       return true;

@@ -20,6 +20,12 @@ export const PINNED_TRPC_VERSION = '11.25.2';
 export interface FrameTarget {
   id: string | number;
   jsonrpc: boolean;
+  /** Cache key of this id's frames, computed once per subscription (see frameTarget). */
+  key: string;
+}
+
+export function frameTarget(id: string | number, jsonrpc: boolean): FrameTarget {
+  return { id, jsonrpc, key: `${jsonrpc ? 'j' : ''}${typeof id}:${id}` };
 }
 
 /** Fails the start when the installed tRPC is not the version this module was written against. */
@@ -52,7 +58,7 @@ export function dataFrame(envelope: RoomEnvelope, target: FrameTarget): Buffer {
     cached = { payload: JSON.stringify(superjson.serialize({ id: envelope.id, data: envelope.event })), frames: new Map() };
     cache.set(envelope, cached);
   }
-  const key = `${target.jsonrpc ? 'j' : ''}${typeof target.id}:${target.id}`;
+  const key = target.key;
   let frame = cached.frames.get(key);
   if (!frame) {
     const head = `{"id":${JSON.stringify(target.id)},${target.jsonrpc ? '"jsonrpc":"2.0",' : ''}"result":{"type":"data","data":`;
@@ -84,52 +90,52 @@ export function textFrame(payload: Buffer): Buffer {
 // ---------------------------------------------------------------- coalesced writes
 
 interface RawSocket {
-  cork(): void;
-  uncork(): void;
   write(chunk: Buffer): boolean;
 }
 
-/** The sockets corked in this loop turn, with the bytes of frames written to each meanwhile. */
-const corked = new Map<RawSocket, number>();
+/** Frames written in this loop turn, per socket; they leave together when the turn ends. */
+const pending = new Map<WebSocket, Buffer[]>();
 let flushScheduled = false;
 
 function flush(): void {
   flushScheduled = false;
-  for (const socket of corked.keys()) socket.uncork();
-  corked.clear();
+  for (const [ws, frames] of pending) {
+    const socket = (ws as unknown as { _socket?: RawSocket })._socket;
+    if (!socket || ws.readyState !== 1) continue; // closing: the client resumes from its last id
+    socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  }
+  pending.clear();
 }
 
 /**
- * Writes a complete frame to the socket under `ws`, bypassing ws's per-send framing. Safe
- * because ws writes each frame synchronously and whole when permessage-deflate is off (it is):
- * frames never interleave. The first write to a socket in a loop turn corks it; that turn's
- * frames leave together in one writev when the turn ends (setImmediate). Nothing is written
- * once ws has started closing.
+ * Sends a complete frame on the socket under `ws`, bypassing ws's per-send framing. Safe
+ * because ws writes each frame synchronously and whole when permessage-deflate is off (it is),
+ * so frames never interleave. Frames to one socket in one loop turn are queued here and leave
+ * as one buffer in one write when the turn ends (setImmediate): one syscall per socket per
+ * turn, and the plain write path even for a single frame. Frames of a socket that has started
+ * closing are dropped. Order is kept among this module's frames (replies, started/stopped and
+ * data of the direct path); the adapter's own replies to other calls may overtake them, which
+ * the client, matching replies by id, does not notice.
  */
 export function writeFrame(ws: WebSocket, frame: Buffer): void {
   if (ws.readyState !== 1) return;
-  const socket = (ws as unknown as { _socket?: RawSocket })._socket;
-  if (!socket) return;
-  const turnBytes = corked.get(socket);
-  if (turnBytes === undefined) {
-    socket.cork();
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
+  const frames = pending.get(ws);
+  if (frames) {
+    frames.push(frame);
+    return;
   }
-  corked.set(socket, (turnBytes ?? 0) + frame.length);
-  socket.write(frame);
+  pending.set(ws, [frame]);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
 }
 
 /**
- * What `ws` has queued and the network has not taken, not counting the frames corked in this
- * loop turn: those are handed to the kernel when the turn ends, so they say nothing about how
- * fast the peer reads. (Counted, a burst or a resume replay written in one turn would make a
- * reader that keeps up look like a slow consumer.)
+ * What `ws` has queued and the network has not taken. The frames of the current loop turn are
+ * not in it (they are written when the turn ends), so a burst or a resume replay written in one
+ * turn does not make a reader that keeps up look like a slow consumer.
  */
 export function unsentBytes(ws: WebSocket): number {
-  const socket = (ws as unknown as { _socket?: RawSocket })._socket;
-  const turnBytes = socket ? (corked.get(socket) ?? 0) : 0;
-  return Math.max(0, ws.bufferedAmount - turnBytes);
+  return ws.bufferedAmount;
 }
