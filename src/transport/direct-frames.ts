@@ -45,7 +45,13 @@ interface CachedEvent {
   frames: Map<string, Buffer>;
 }
 
-const cache = new WeakMap<RoomEnvelope, CachedEvent>();
+/**
+ * Recently fanned-out events and their frames. Bounded (not a WeakMap on the envelope): the
+ * history ring keeps envelopes for resume, and their frames would double its memory. A fan-out
+ * needs its event's frames only for the length of one loop; a replay rebuilds them.
+ */
+const cache = new Map<RoomEnvelope, CachedEvent>();
+const CACHE_SIZE = 256;
 
 /**
  * The complete WebSocket frame (header included) carrying this event's data message for this
@@ -57,6 +63,7 @@ export function dataFrame(envelope: RoomEnvelope, target: FrameTarget): Buffer {
   if (!cached) {
     cached = { payload: JSON.stringify(superjson.serialize({ id: envelope.id, data: envelope.event })), frames: new Map() };
     cache.set(envelope, cached);
+    if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!);
   }
   const key = target.key;
   let frame = cached.frames.get(key);
