@@ -1,0 +1,301 @@
+/**
+ * Turns a BenchResult into the markdown section (tables per workload: median with min–max over
+ * the runs, server CPU µs per delivery, the loss/order verdict), the JSON document, and the
+ * header describing the machine and the software measured.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { REPO_ROOT } from './lib/proc.ts';
+import { TARGET_LABELS, TARGETS, type Target } from './lib/types.ts';
+import { checksPassed, summarizeChecks, type BenchResult, type CaseResult } from './orchestrator.ts';
+import type { Workload } from './workloads.ts';
+
+export interface Environment {
+  date: string;
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  packages: Record<string, string>;
+  commit: string;
+}
+
+const PACKAGES = ['@trpc/server', '@trpc/client', 'superjson', 'ws', 'bufferutil', 'socket.io', 'socket.io-client', 'tsx'];
+
+export function environment(): Environment {
+  const packages: Record<string, string> = {};
+  for (const name of PACKAGES) {
+    try {
+      packages[name] = (JSON.parse(readFileSync(`${REPO_ROOT}node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
+    } catch {
+      packages[name] = 'not installed';
+    }
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'clients'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' + uncommitted changes in src/ or clients/';
+  } catch {
+    // not a git checkout
+  }
+  return {
+    date: new Date().toISOString(),
+    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    packages,
+    commit,
+  };
+}
+
+// ---------------------------------------------------------------- statistics
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function summarize(values: number[]): Summary {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+export function metricSummary(c: CaseResult, key: string): Summary {
+  return summarize(c.runs.map((r) => r.metrics[key] ?? Number.NaN));
+}
+
+/** Three significant digits, thousands separated. */
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return '–';
+  const a = Math.abs(x);
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  if (a === 0) return '0';
+  return x.toPrecision(2);
+}
+
+function cell(c: CaseResult | undefined, key: string, scale = 1): string {
+  if (!c || c.runs.length === 0) return '–';
+  const s = metricSummary(c, key);
+  if (s.n === 0) return '–';
+  const m = fmt(s.median * scale);
+  if (s.n === 1) return m;
+  return `${m} (${fmt(s.min * scale)}–${fmt(s.max * scale)})`;
+}
+
+/** Load-gen CPU, with a dagger when any run had the load generators at >= 90 % of their cores. */
+function loadCell(c: CaseResult | undefined, cores: number): string {
+  const text = cell(c, 'loadgenCpuPct');
+  return c && saturated(c, cores) ? `${text} †` : text;
+}
+
+export function saturated(c: CaseResult, cores: number): boolean {
+  return c.runs.some((r) => (r.metrics.loadgenCpuPct ?? 0) >= 90 * cores);
+}
+
+function checkCell(c: CaseResult | undefined): string {
+  if (!c) return '–';
+  const failedRuns = c.errors.length;
+  const bad = c.runs.filter((r) => !checksPassed(r.checks));
+  if (c.runs.length === 0) return `run failed: ${c.errors.join('; ')}`;
+  const deliveries = c.runs.reduce((a, r) => a + r.checks.received, 0);
+  if (bad.length === 0 && failedRuns === 0) return `ok ×${c.runs.length} (${fmt(deliveries)} deliveries checked)`;
+  const parts = bad.map((r) => summarizeChecks(r.checks));
+  if (failedRuns) parts.push(...c.errors);
+  return `**${bad.length + failedRuns} of ${c.runs.length + failedRuns} runs failed**: ${parts.join(' / ')}`;
+}
+
+// ---------------------------------------------------------------- markdown
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function find(result: BenchResult, target: Target, workload: Workload, variant = ''): CaseResult | undefined {
+  return result.cases.find((c) => c.target === target && c.workload === workload && c.variant === variant);
+}
+
+function targetsOf(result: BenchResult): Target[] {
+  return TARGETS.filter((t) => result.cases.some((c) => c.target === t));
+}
+
+function description(result: BenchResult, workload: Workload): string {
+  return result.cases.find((c) => c.workload === workload)?.description ?? '';
+}
+
+function title(w: Workload, s: BenchResult['sizes'], result: BenchResult): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  switch (w) {
+    case 'A':
+      return `A — flood, one room of ${n(s.A.receivers)}`;
+    case 'B':
+      return `B — fixed rates ${s.B.rates.join(', ')} msgs/s, one room of ${n(s.B.receivers)}: latency from send to receipt`;
+    case 'C':
+      return `C — ${n(s.C.rooms * s.C.perRoom)} connections in ${n(s.C.rooms)} rooms: memory after GC`;
+    case 'D':
+      return `D — ${n(s.D.rooms)} rooms of ${s.D.perRoom}, a random room per message`;
+    case 'E':
+      return `E — acknowledged broadcast to ${n(s.E.receivers)}`;
+    case 'F': {
+      const conns = result.cases.find((c) => c.workload === 'F' && c.runs.length > 0)?.runs[0]?.metrics.connections ?? s.F.total;
+      return `F — ${n(conns)} connections on one node, one hot room of ${n(s.F.hotReceivers)} at ${s.F.rate} msgs/s`;
+    }
+  }
+}
+
+export function toMarkdown(result: BenchResult, env: Environment, command: string): string {
+  const out: string[] = [];
+  const targets = targetsOf(result);
+  const workloads = [...new Set(result.cases.map((c) => c.workload))].sort();
+  const s = result.sizes;
+  out.push(`## Benchmark results — ${env.date.slice(0, 10)}${result.quick ? ' (quick smoke size: not a measurement)' : ''}`);
+  out.push('');
+  out.push(`- **Machine:** ${env.cpuModel}, ${env.cores} cores, ${env.memoryGiB} GiB RAM, ${env.os}`);
+  out.push(`- **Software:** Node ${env.node}; ${Object.entries(env.packages).map(([k, v]) => `${k} ${v}`).join(', ')}; commit ${env.commit}`);
+  out.push(`- **Run:** \`${command}\` — ${result.runs} run(s) per target and workload, each on a fresh server process and fresh load generators; ${result.pinning}; open files per process ${result.openFilesLimit}; other processes' CPU in the second before the start ${fmt(result.otherCpuAtStartPct)} % of a core; took ${Math.round(result.durationS)} s (${result.startedAt} → ${result.finishedAt}).`);
+  out.push(
+    `- **Method:** every measured phase follows a ${s.warmupMs} ms warm-up and lasts ${s.measureMs} ms of sending${s.maxMessages ? ` (at most ${s.maxMessages} messages per sender)` : ''}, then drains until every receiver has every message. ` +
+      'Latency is from the sender\'s `process.hrtime.bigint()` stamp in the body (CLOCK_MONOTONIC, same machine) to the receiver\'s, all processes sharing one base. ' +
+      '**Server CPU µs per delivery** = the server process\'s `process.cpuUsage()` (user + system) over the phase ÷ deliveries counted by the receivers: it does not depend on the load generator. ' +
+      'Server CPU and load-gen CPU are in % of one core over the phase (the load generators share the cores given above; near 100 % they, not the server, set the pace). ' +
+      'Cells are the median over runs with min–max in brackets. Every run checks that every receiver got every message of its room, from each sender in sequence (no gap, no duplicate, no reordering), and samples 1 frame in 101 to check its envelope.',
+  );
+  out.push(
+    '- **Targets:** ' +
+      targets
+        .map((t) => `*${TARGET_LABELS[t]}*`)
+        .join(', ') +
+      '. This service runs as shipped (JWT auth, presence, history, tracked ids, superjson) with only its protective limits raised (message rate, pending acks, slow-consumer threshold; ack re-sends off); Socket.IO uses rooms and `socket.to(room).emit` / `emitWithAck`; plain ws builds each frame once and writes it to every socket with cork/uncork. Every target sends the same message object (id, sender, 200-byte body, timestamps, ack flag).',
+  );
+  const other = result.cases.flatMap((c) => c.runs.map((r) => r.metrics.otherCpuPct ?? Number.NaN)).filter((v) => Number.isFinite(v));
+  if (other.length) {
+    const o = summarize(other);
+    out.push(
+      `- **Other processes** took a median ${fmt(o.median)} % (max ${fmt(o.max)} %) of one core on the bench's CPUs during the measured phases (/proc/stat user + system + steal time on those CPUs, minus the CPU time of the bench's own processes)` +
+        (o.max > 10 ? ': where it is high, the latency and throughput figures are disturbed by a busy neighbour; see `otherCpuPct` per run in the JSON.' : '.'),
+    );
+  }
+  for (const note of result.notes) out.push(`- **Note:** ${note}`);
+  out.push('');
+  if (result.identity) {
+    const i = result.identity;
+    out.push(
+      `**Stock client identity check:** ${i.ok ? 'passed' : '**FAILED**'} — ${i.clients} clients (raw-frame and stock \`@trpc/client\` via \`createChatClient\`) saw ${i.events} events each (messages with awkward and benchmark bodies, an acknowledged message, typing, a late joiner) with ${i.ok ? 'identical ids and contents in the same order' : `differences: ${i.mismatches.join('; ')}`}.`,
+    );
+    out.push('');
+  }
+
+  for (const w of workloads) {
+    out.push(`### ${title(w, s, result)}`);
+    out.push('');
+    out.push(`_${description(result, w)}._`);
+    out.push('');
+    switch (w) {
+      case 'A':
+      case 'D':
+        out.push(
+          table(
+            ['target', 'deliveries/s', 'msgs/s', 'server CPU µs / delivery', 'server CPU %', 'load-gen CPU %', 'latency p50 ms', 'latency p99 ms', 'zero loss & order'],
+            targets.map((t) => {
+              const c = find(result, t, w);
+              return [TARGET_LABELS[t], cell(c, 'deliveriesPerSec'), cell(c, 'msgsPerSec'), cell(c, 'cpuUsPerDelivery'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), cell(c, 'p50Ms'), cell(c, 'p99Ms'), checkCell(c)];
+            }),
+          ),
+        );
+        out.push('');
+        out.push(
+          'Latency under flood is queueing time (messages wait behind the ones before them); it is shown for completeness, B is the latency measurement. ' +
+            'Every target gets the same number of sends in flight; the more messages a server can put in one socket write, the less CPU a delivery costs, so flood figures are a best case.',
+        );
+        break;
+      case 'B': {
+        const rows: string[][] = [];
+        for (const rate of s.B.rates) {
+          for (const t of targets) {
+            const c = find(result, t, 'B', `${rate} msgs/s`);
+            rows.push([`${rate}`, TARGET_LABELS[t], cell(c, 'p50Ms'), cell(c, 'p95Ms'), cell(c, 'p99Ms'), cell(c, 'maxMs'), cell(c, 'cpuUsPerDelivery'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), cell(c, 'achievedRate'), checkCell(c)]);
+          }
+        }
+        out.push(table(['msgs/s', 'target', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'server CPU µs / delivery', 'server CPU %', 'load-gen CPU %', 'rate achieved msgs/s', 'zero loss & order'], rows));
+        break;
+      }
+      case 'C':
+        out.push(
+          table(
+            ['target', 'heap / connection', 'RSS / connection', 'heap / room', 'RSS / room', 'heap total MB', 'RSS total MB', 'connect + settle s', 'zero loss & order'],
+            targets.map((t) => {
+              const c = find(result, t, 'C');
+              return [TARGET_LABELS[t], `${cell(c, 'heapPerConnB', 1 / 1024)} KiB`, `${cell(c, 'rssPerConnB', 1 / 1024)} KiB`, `${cell(c, 'heapPerRoomB', 1 / 1024)} KiB`, `${cell(c, 'rssPerRoomB', 1 / 1024)} KiB`, cell(c, 'heapMB'), cell(c, 'rssMB'), cell(c, 'setupS'), checkCell(c)];
+            }),
+          ),
+        );
+        out.push('');
+        out.push('Per connection and per room are the same growth (server memory after GC with everyone connected and subscribed, minus memory after GC once a few warm-up connections have come and gone) divided by the number of connections or rooms. The loss check sends one message per room.');
+        break;
+      case 'E':
+        out.push(
+          table(
+            ['target', 'acked deliveries/s', 'full reports/s', 'time to full report p50 ms', 'p99 ms', 'max ms', 'server CPU µs / acked delivery', 'server CPU %', 'load-gen CPU %', 'zero loss & order'],
+            targets.map((t) => {
+              const c = find(result, t, 'E');
+              return [TARGET_LABELS[t], cell(c, 'ackedDeliveriesPerSec'), cell(c, 'reportsPerSec'), cell(c, 'reportP50Ms'), cell(c, 'reportP99Ms'), cell(c, 'reportMaxMs'), cell(c, 'cpuUsPerAckedDelivery'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), checkCell(c)];
+            }),
+          ),
+        );
+        out.push('');
+        out.push('An acked delivery is one recipient\'s ack counted in a full report; the CPU figure covers the broadcast, the ack request and the report.');
+        break;
+      case 'F':
+        out.push(
+          table(
+            ['target', 'connections', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'server CPU µs / delivery', 'server CPU %', 'RSS MB', 'heap MB', 'load-gen CPU %', 'connect + settle s', 'zero loss & order'],
+            targets.map((t) => {
+              const c = find(result, t, 'F');
+              return [TARGET_LABELS[t], cell(c, 'connections'), cell(c, 'p50Ms'), cell(c, 'p95Ms'), cell(c, 'p99Ms'), cell(c, 'maxMs'), cell(c, 'cpuUsPerDelivery'), cell(c, 'serverCpuPct'), cell(c, 'rssMB'), cell(c, 'heapMB'), loadCell(c, result.loadgenCores), cell(c, 'setupS'), checkCell(c)];
+            }),
+          ),
+        );
+        break;
+    }
+    if (result.cases.some((c) => c.workload === w && saturated(c, result.loadgenCores))) {
+      out.push('');
+      out.push(
+        `† In at least one run the load generators used ≥ 90 % of the ${result.loadgenCores === 1 ? 'core' : `${result.loadgenCores} cores`} they are pinned to: there the latency (and under flood the throughput) includes load-generator queueing, not only the server's. ` +
+          'They already run as several processes (see above); this machine has no further core to spread them to without sharing the server\'s. Server CPU µs per delivery does not depend on it.',
+      );
+    }
+    out.push('');
+  }
+  const failures = result.cases.flatMap((c) => c.errors.map((e) => `${c.target} ${c.workload}: ${e}`));
+  if (failures.length) {
+    out.push('### Runs that did not complete');
+    out.push('');
+    for (const f of failures) out.push(`- ${f}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function toJson(result: BenchResult, env: Environment, command: string): string {
+  const summaries = result.cases.map((c) => ({
+    target: c.target,
+    workload: c.workload,
+    variant: c.variant,
+    passed: c.errors.length === 0 && c.runs.every((r) => checksPassed(r.checks)),
+    summary: Object.fromEntries(Object.keys(c.runs[0]?.metrics ?? {}).map((k) => [k, metricSummary(c, k)])),
+  }));
+  return `${JSON.stringify({ environment: env, command, ...result, summaries }, null, 2)}\n`;
+}
