@@ -11,7 +11,7 @@ import { loadConfig, type Config } from './config.ts';
 import { DomainError } from './domain/errors.ts';
 import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createLocalAdminOperations, type AdminOperations } from './admin/admin-operations.ts';
+import { createLocalAdminOperations, localBroadcastStats, type AdminOperations, type BroadcastStatsView, type RoomView } from './admin/admin-operations.ts';
 import { createAdminPlane } from './admin/admin-plane.ts';
 import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { createMetrics } from './metrics/metrics.ts';
@@ -40,32 +40,11 @@ export interface RealtimeServerOptions extends Partial<Config> {
 /** A handler for one of the routes later issues fill (/graphql, /dashboard, /metrics). */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export interface BroadcastStats {
-  activeRooms: number;
-  connections: number;
-  users: number;
-  messagesBroadcast: number;
-  deliveries: number;
-  pendingAcks: number;
-  acksDelivered: number;
-  acksPartial: number;
-  acksFailed: number;
-  deliveryLatencyMs: { p50: number; p95: number; p99: number; max: number };
-  uptimeSeconds: number;
-  memory: { rssBytes: number; heapUsedBytes: number };
-}
+/** Totals of this node (CONTRACT §5 BroadcastStats, plus ack latency and slow-consumer closes). */
+export type BroadcastStats = BroadcastStatsView;
 
-export interface RoomStats {
-  conversationId: RoomId;
-  memberCount: number;
-  connectionCount: number;
-  members: MemberPresence[];
-  typing: UserId[];
-  createdAt: Date;
-  lastActivityAt: Date;
-  messagesBroadcast: number;
-  pendingAcks: number;
-}
+/** One active room (CONTRACT §5 Room). */
+export type RoomStats = RoomView;
 
 export interface ServerSend {
   body: string;
@@ -347,40 +326,13 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     getUserRooms(userId: UserId): Promise<RoomId[]> {
       return service.userRooms(userId);
     },
-    async getRoomStats(conversationId: RoomId): Promise<RoomStats | null> {
-      const snapshot = service.registry.snapshot(conversationId);
-      if (!snapshot) return null;
-      const members = await service.presence(conversationId);
-      return {
-        conversationId,
-        memberCount: members.length,
-        connectionCount: snapshot.connectionCount,
-        members,
-        typing: service.typing.typingUsers(conversationId),
-        createdAt: snapshot.createdAt,
-        lastActivityAt: snapshot.lastActivityAt,
-        messagesBroadcast: snapshot.messagesBroadcast,
-        pendingAcks: (await service.pendingAcks({ conversationId })).length,
-      };
+    /** One room's figures (what the admin plane's `room` resolves from); null when nobody is in it. */
+    getRoomStats(conversationId: RoomId): Promise<RoomStats | null> {
+      return ops.room(conversationId);
     },
+    /** This node's totals, as the admin plane's `stats`. */
     getBroadcastStats(): BroadcastStats {
-      const counts = service.registry.counts();
-      const s = service.stats;
-      const memory = process.memoryUsage();
-      return {
-        activeRooms: counts.rooms,
-        connections: counts.connections,
-        users: counts.users,
-        messagesBroadcast: s.messagesBroadcast,
-        deliveries: s.deliveries,
-        pendingAcks: service.acks.pendingCount,
-        acksDelivered: s.acks.delivered,
-        acksPartial: s.acks.partial,
-        acksFailed: s.acks.failed,
-        deliveryLatencyMs: s.deliveryLatency.percentiles(),
-        uptimeSeconds: Math.floor((Date.now() - s.startedAt) / 1000),
-        memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
-      };
+      return localBroadcastStats(service);
     },
   };
 }

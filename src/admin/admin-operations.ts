@@ -77,6 +77,30 @@ export interface AdminOperations {
 /** Identity of this process in `nodes`; NODE_ID may name it. */
 export const NODE_ID = process.env.NODE_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
 
+/** This node's totals, read synchronously (the embedding API's getBroadcastStats, and `stats` on one node). */
+export function localBroadcastStats(service: RealtimeService): BroadcastStatsView {
+  const counts = service.registry.counts();
+  const s = service.stats;
+  const memory = process.memoryUsage();
+  return {
+    activeRooms: counts.rooms,
+    connections: counts.connections,
+    users: counts.users,
+    messagesBroadcast: s.messagesBroadcast,
+    deliveries: s.deliveries,
+    pendingAcks: service.acks.pendingCount,
+    acksDelivered: s.acks.delivered,
+    acksPartial: s.acks.partial,
+    acksFailed: s.acks.failed,
+    deliveryLatencyMs: s.deliveryLatency.percentiles(),
+    ackLatencyMs: s.ackLatency.percentiles(),
+    slowConsumerCloses: s.slowConsumerCloses,
+    uptimeSeconds: Math.floor((Date.now() - s.startedAt) / 1000),
+    memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    at: new Date(),
+  };
+}
+
 export function createLocalAdminOperations(service: RealtimeService, address: () => string): AdminOperations {
   const roomView = async (conversationId: RoomId): Promise<RoomView | null> => {
     const snapshot = service.registry.snapshot(conversationId);
@@ -96,28 +120,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
   };
 
   return {
-    async stats() {
-      const counts = service.registry.counts();
-      const s = service.stats;
-      const memory = process.memoryUsage();
-      return {
-        activeRooms: counts.rooms,
-        connections: counts.connections,
-        users: counts.users,
-        messagesBroadcast: s.messagesBroadcast,
-        deliveries: s.deliveries,
-        pendingAcks: (await service.pendingAcks()).length,
-        acksDelivered: s.acks.delivered,
-        acksPartial: s.acks.partial,
-        acksFailed: s.acks.failed,
-        deliveryLatencyMs: s.deliveryLatency.percentiles(),
-        ackLatencyMs: s.ackLatency.percentiles(),
-        slowConsumerCloses: s.slowConsumerCloses,
-        uptimeSeconds: Math.floor((Date.now() - s.startedAt) / 1000),
-        memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
-        at: new Date(),
-      };
-    },
+    stats: () => Promise.resolve(localBroadcastStats(service)),
     async rooms() {
       const views = await Promise.all(service.registry.roomIds().map(roomView));
       return views.filter((v): v is RoomView => v !== null);
