@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { canAccess, createTokenVerifier } from './auth/tokens.ts';
 import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory-broker.ts';
-import { loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { DomainError } from './domain/errors.ts';
 import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -63,6 +63,10 @@ export type RealtimeServer = ReturnType<typeof createRealtimeServer>;
 export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const { authenticate: customAuth, authorizeJoin, server: existing, logger, broker: customBroker, env, ...overrides } = options;
   const config = loadConfig(env ?? process.env, overrides);
+  if (config.redisUrl && !customBroker) {
+    // Several nodes that think they are alone would split rooms silently: refuse instead.
+    throw new ConfigError('Invalid configuration: REDIS_URL is set, but cluster mode over Redis is not available in this version yet; unset REDIS_URL to run a single node');
+  }
   assertPinnedTrpc();
   const log = logger ?? createLogger(config.logLevel);
   const broker = customBroker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });

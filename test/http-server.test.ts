@@ -155,6 +155,11 @@ describe('configuration', () => {
     expect(() => createRealtimeServer({ env: { MAX_MESSAGE_BYTES: 'big' } })).toThrow(/MAX_MESSAGE_BYTES/);
   });
 
+  it('refuses REDIS_URL until cluster mode exists, rather than running nodes that split rooms silently', () => {
+    expect(() => createRealtimeServer({ env: { REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'silent' } })).toThrow(ConfigError);
+    expect(() => createRealtimeServer({ env: { REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'silent' } })).toThrow(/REDIS_URL/);
+  });
+
   it('`npm start` with a bad value exits 1 with one line naming the variable', async () => {
     const proc = run('node_modules/.bin/tsx', ['src/main.ts'], childEnv({ ACK_TIMEOUT_MS: 'abc', PORT: '0', HOST: '127.0.0.1' }));
     const { code } = await proc.exited;
