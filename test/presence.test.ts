@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openRawSubscription } from './support/raw-socket.ts';
 import { startTestApp } from './support/start-test-app.ts';
-import { aboutUser, connectionsOf, dropConnections, joinLogged, syncMarker, waitUntil } from './support/wait.ts';
+import { aboutUser, connectionsOf, dropConnections, joinLogged, syncMarker, waitUntil, aliceWatchesBobJoin } from './support/wait.ts';
 
 /** CONTRACT §4 "Membership": users (not connections) join, leave and disconnect. */
 describe('membership and presence', () => {
@@ -62,12 +62,7 @@ describe('membership and presence', () => {
 
   it('counts two subscriptions of one socket to the same room as one presence', async () => {
     await using t = await startTestApp();
-    const alice = await t.client('alice');
-    const bob = await t.client('bob');
-    const a = joinLogged(alice, 'room');
-    await a.conversation.started;
-    const first = bob.join('room');
-    await first.started;
+    const { bob, a, b: first } = await aliceWatchesBobJoin(t);
     const second = bob.join('room');
     await second.started;
     expect((await t.app.getRoomStats('room'))?.members.find((m) => m.userId === 'bob')?.connections).toBe(1);
@@ -85,12 +80,7 @@ describe('membership and presence', () => {
 
   it('announces user_left when the last subscription stops while the socket stays open', async () => {
     await using t = await startTestApp();
-    const alice = await t.client('alice');
-    const bob = await t.client('bob');
-    const a = joinLogged(alice, 'room');
-    await a.conversation.started;
-    const b = bob.join('room');
-    await b.started;
+    const { bob, a, b } = await aliceWatchesBobJoin(t);
     await a.conversation.next('user_joined', (e) => e.userId === 'bob');
 
     const left = a.conversation.next('user_left', (e) => e.userId === 'bob');
@@ -127,12 +117,7 @@ describe('membership and presence', () => {
 
     it('says nothing when one of two connections drops', async () => {
       await using t = await startTestApp({ presenceGraceMs: 0 });
-      const alice = await t.client('alice');
-      const bobTab = await t.client('bob');
-      const a = joinLogged(alice, 'room');
-      await a.conversation.started;
-      const b = bobTab.join('room');
-      await b.started;
+      const { alice, a, b } = await aliceWatchesBobJoin(t);
       const bobRaw = await openRawSubscription(t, 'bob', 'room');
 
       await bobRaw.terminate();
@@ -188,12 +173,7 @@ describe('membership and presence', () => {
 
     it('announces nothing when the user reconnects within the grace (no user_disconnected, no second user_joined)', async () => {
       await using t = await startTestApp({ presenceGraceMs });
-      const alice = await t.client('alice');
-      const bob = await t.client('bob');
-      const a = joinLogged(alice, 'room');
-      await a.conversation.started;
-      const b = bob.join('room');
-      await b.started;
+      const { alice, a } = await aliceWatchesBobJoin(t);
       const carolJoined = a.conversation.next('user_joined', (e) => e.userId === 'carol');
       const carol = await openRawSubscription(t, 'carol', 'room');
       await carolJoined;

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { RoomEvent } from '../clients/chat/index.ts';
 import { openRawSubscription } from './support/raw-socket.ts';
 import { startTestApp } from './support/start-test-app.ts';
-import { aboutUser, joinLogged, recordRaw, syncMarker, type RecordedEvent } from './support/wait.ts';
+import { aboutUser, joinLogged, recordRaw, syncMarker, type RecordedEvent, aliceWatchesBobJoin } from './support/wait.ts';
 
 /** CONTRACT §4 "Typing" and the `typing` row of the RoomEvent table. */
 describe('typing', () => {
@@ -82,12 +82,7 @@ describe('typing', () => {
 
   it('turns off at once when the typing user leaves the room', async () => {
     await using t = await startTestApp({ typingTimeoutMs: 60_000 });
-    const alice = await t.client('alice');
-    const bob = await t.client('bob');
-    const a = joinLogged(alice, 'room');
-    await a.conversation.started;
-    const b = bob.join('room');
-    await b.started;
+    const { bob, a, b } = await aliceWatchesBobJoin(t);
     await bob.trpc.typing.set.mutate({ conversationId: 'room', isTyping: true });
 
     const left = a.conversation.next('user_left');
@@ -117,12 +112,7 @@ describe('typing', () => {
 
   it('turns off when the connection that set it drops, even if another tab stays', async () => {
     await using t = await startTestApp({ typingTimeoutMs: 60_000 });
-    const alice = await t.client('alice');
-    const bobTab = await t.client('bob');
-    const a = joinLogged(alice, 'room');
-    await a.conversation.started;
-    const b = bobTab.join('room');
-    await b.started;
+    const { a, b } = await aliceWatchesBobJoin(t);
     const bobRaw = await openRawSubscription(t, 'bob', 'room');
     expect(await bobRaw.mutate('typing.set', { conversationId: 'room', isTyping: true })).toHaveProperty('result');
 

@@ -163,3 +163,17 @@ export async function syncMarker(t: TestApp, conversationId: string, ...conversa
 export function aboutUser(log: readonly RecordedEvent[], userId: string): string[] {
   return log.flatMap(({ event }) => ('userId' in event && event.userId === userId ? [event.type === 'typing' ? `typing:${event.isTyping}` : event.type] : []));
 }
+
+/**
+ * The usual opening of a presence or typing test: alice watches 'room' (every event logged),
+ * then bob joins it; both subscriptions have started.
+ */
+export async function aliceWatchesBobJoin(t: TestApp) {
+  const alice = await t.client('alice');
+  const bob = await t.client('bob');
+  const a = joinLogged(alice, 'room');
+  await a.conversation.started;
+  const b = bob.join('room');
+  await b.started;
+  return { alice, bob, a, b };
+}
