@@ -55,6 +55,13 @@ export const envSchema = z.object({
   ADMIN_CORS_ORIGINS: z.string().optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Cluster mode (REDIS_URL set): key and channel prefix, so several services can share one Redis. */
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 : _ . -').default('rt:'),
+  /** Cluster mode: how often a node refreshes its heartbeat, and after how long without one it counts as dead. */
+  CLUSTER_HEARTBEAT_MS: int(50, 60_000).default(1000),
+  CLUSTER_NODE_TTL_MS: int(150, 600_000).default(5000),
+  /** The address other operators see for this node in `nodes` (default host:port it listens on). */
+  NODE_ADDRESS: z.string().min(1).optional(),
 });
 
 export interface Config {
@@ -87,6 +94,10 @@ export interface Config {
   adminMaxBodyBytes: number;
   adminCorsOrigins: string[];
   metricsToken: string | undefined;
+  redisKeyPrefix: string;
+  clusterHeartbeatMs: number;
+  clusterNodeTtlMs: number;
+  nodeAddress: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const secret = overrides.authSecret ?? e.AUTH_SECRET;
   if (!secret && production) {
     throw new ConfigError('Invalid configuration: AUTH_SECRET is required when NODE_ENV=production');
+  }
+  if (e.CLUSTER_NODE_TTL_MS < e.CLUSTER_HEARTBEAT_MS * 3) {
+    throw new ConfigError(`Invalid configuration: CLUSTER_NODE_TTL_MS=${e.CLUSTER_NODE_TTL_MS} must be at least 3 × CLUSTER_HEARTBEAT_MS (${e.CLUSTER_HEARTBEAT_MS * 3})`);
   }
   const maxMessageBytes = overrides.maxMessageBytes ?? e.MAX_MESSAGE_BYTES;
   const config: Config = {
@@ -143,6 +157,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminMaxBodyBytes: e.ADMIN_MAX_BODY_BYTES,
     adminCorsOrigins: (e.ADMIN_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     metricsToken: e.METRICS_TOKEN,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    clusterHeartbeatMs: e.CLUSTER_HEARTBEAT_MS,
+    clusterNodeTtlMs: e.CLUSTER_NODE_TTL_MS,
+    nodeAddress: e.NODE_ADDRESS,
   };
   return { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
 }

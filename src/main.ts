@@ -17,9 +17,6 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const { url } = await app.listen();
-  if (!app.config.production) await printDevTokens(app.config.authSecret, app.config.generatedSecret, url);
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -35,6 +32,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Handlers first: a signal during start-up still drains instead of killing the process.
+  const { url } = await app.listen();
+  if (!app.config.production) await printDevTokens(app.config.authSecret, app.config.generatedSecret, url);
 }
 
 async function printDevTokens(secret: string, generated: boolean, url: string): Promise<void> {

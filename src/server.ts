@@ -7,11 +7,12 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { canAccess, createTokenVerifier } from './auth/tokens.ts';
 import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory-broker.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createCluster } from './cluster/cluster.ts';
+import { loadConfig, type Config } from './config.ts';
 import { DomainError } from './domain/errors.ts';
 import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createLocalAdminOperations, localBroadcastStats, type AdminOperations, type BroadcastStatsView, type RoomView } from './admin/admin-operations.ts';
+import { createLocalAdminOperations, localBroadcastStats, NODE_ID, type AdminOperations, type BroadcastStatsView, type RoomView } from './admin/admin-operations.ts';
 import { createAdminPlane } from './admin/admin-plane.ts';
 import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { createMetrics } from './metrics/metrics.ts';
@@ -63,14 +64,12 @@ export type RealtimeServer = ReturnType<typeof createRealtimeServer>;
 export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const { authenticate: customAuth, authorizeJoin, server: existing, logger, broker: customBroker, env, ...overrides } = options;
   const config = loadConfig(env ?? process.env, overrides);
-  if (config.redisUrl && !customBroker) {
-    // Several nodes that think they are alone would split rooms silently: refuse instead.
-    throw new ConfigError('Invalid configuration: REDIS_URL is set, but cluster mode over Redis is not available in this version yet; unset REDIS_URL to run a single node');
-  }
   assertPinnedTrpc();
   const log = logger ?? createLogger(config.logLevel);
-  const broker = customBroker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
-  const service = new RealtimeService(config, broker, log);
+  // REDIS_URL set: this node joins the cluster that shares that Redis (unless a broker is given).
+  const cluster = config.redisUrl && !customBroker ? createCluster(config, NODE_ID, log) : null;
+  const broker = customBroker ?? cluster?.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+  const service = new RealtimeService(config, broker, log, cluster?.seams);
   const verify = createTokenVerifier(config.authSecret);
   const authenticate: Authenticate =
     customAuth ??
@@ -130,8 +129,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     onError,
   });
 
-  // Nothing to wait for in single-node mode; a cluster broker will hold this until Redis answers.
-  const ready = true;
+  // Ready when the cluster store answers (always, on a single node).
+  const isReady = () => cluster?.available ?? true;
   let draining = false;
   const routes = new Map<string, RouteHandler>();
 
@@ -143,8 +142,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       return true;
     }
     if (pathname === '/readyz') {
-      const ok = ready && !draining;
-      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : 'starting' });
+      const ok = isReady() && !draining;
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : cluster ? 'redis_unavailable' : 'starting' });
       return true;
     }
     if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
@@ -202,7 +201,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
 
   // ---- Admin plane (GraphQL), dashboard and metrics, on the same port.
   let boundAddress = `${config.host}:${config.port}`;
-  const ops: AdminOperations = createLocalAdminOperations(service, () => boundAddress);
+  const localOps = createLocalAdminOperations(service, () => config.nodeAddress ?? boundAddress);
+  const ops: AdminOperations = cluster ? cluster.bind(service, localOps, () => config.nodeAddress ?? boundAddress) : localOps;
   const adminPlane = createAdminPlane({
     config,
     ops,
@@ -279,6 +279,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         await waitFor(() => wss.clients.size === 0, 1000);
         for (const client of wss.clients) client.terminate();
         await service.close();
+        await cluster?.close();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         await adminPlane.dispose();
         httpServer.off('upgrade', onUpgrade);

@@ -155,9 +155,11 @@ describe('configuration', () => {
     expect(() => createRealtimeServer({ env: { MAX_MESSAGE_BYTES: 'big' } })).toThrow(/MAX_MESSAGE_BYTES/);
   });
 
-  it('refuses REDIS_URL until cluster mode exists, rather than running nodes that split rooms silently', () => {
-    expect(() => createRealtimeServer({ env: { REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'silent' } })).toThrow(ConfigError);
-    expect(() => createRealtimeServer({ env: { REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'silent' } })).toThrow(/REDIS_URL/);
+  it('validates the cluster settings: key prefix characters, and a node TTL of at least three heartbeats', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toMatchObject({ redisUrl: 'redis://127.0.0.1:6379', redisKeyPrefix: 'rt:', clusterHeartbeatMs: 1000, clusterNodeTtlMs: 5000 });
+    expect(() => loadConfig({ REDIS_KEY_PREFIX: 'bad prefix*' })).toThrow(ConfigError);
+    expect(() => loadConfig({ CLUSTER_HEARTBEAT_MS: '1000', CLUSTER_NODE_TTL_MS: '2000' })).toThrow(/CLUSTER_NODE_TTL_MS=2000 must be at least 3/);
+    expect(() => loadConfig({ REDIS_URL: 'not a url' })).toThrow(/REDIS_URL/);
   });
 
   it('`npm start` with a bad value exits 1 with one line naming the variable', async () => {

@@ -1,11 +1,17 @@
 import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
-import type { AckResult, AckTracker, PendingAckSnapshot } from './ack-tracker.ts';
+import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from './ack-tracker.ts';
 
 /**
  * The ack-bookkeeping seam: where an ack, a status query or a pending-ack listing goes. On one
  * node that is the local tracker; in a cluster the message's owner node may be another one.
  */
 export interface AckRouter {
+  /** Starts tracking a message; resolves once an ack from any node can find it (before publish). */
+  track(input: TrackInput): Promise<void>;
+  /** The message was never published: forget it without a report. */
+  cancel(messageId: MessageId): void;
+  /** The owner's tracker produced a final report (a cluster makes it readable everywhere). */
+  reported?(report: DeliveryReport, senderId: UserId): void;
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult>;
   status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined>;
   pending(filter?: { conversationId?: RoomId }): Promise<PendingAckSnapshot[]>;
@@ -14,6 +20,15 @@ export interface AckRouter {
 /** The single-node router: every message is owned by this node's tracker. */
 export class LocalAckRouter implements AckRouter {
   constructor(private readonly tracker: AckTracker) {}
+
+  track(input: TrackInput): Promise<void> {
+    this.tracker.track(input);
+    return Promise.resolve();
+  }
+
+  cancel(messageId: MessageId): void {
+    this.tracker.cancel(messageId);
+  }
 
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult> {
     try {

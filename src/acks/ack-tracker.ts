@@ -114,6 +114,54 @@ export class AckTracker {
     }
   }
 
+  /**
+   * Takes over a message another node was tracking (that node died): same deadline, the acks
+   * recorded so far. Reports at once if the deadline has passed or everyone has acked.
+   */
+  adopt(input: { messageId: MessageId; conversationId: RoomId; senderId: UserId; expected: readonly UserId[]; acked: readonly UserId[]; createdAt: number; expiresAt: number }): void {
+    if (this.pendingById.has(input.messageId) || this.finished.has(input.messageId)) return;
+    const expected = [...new Set(input.expected)];
+    const entry: PendingEntry = {
+      messageId: input.messageId,
+      conversationId: input.conversationId,
+      senderId: input.senderId,
+      expected,
+      acked: new Set(input.acked.filter((u) => expected.includes(u))),
+      createdAt: input.createdAt,
+      expiresAt: input.expiresAt,
+      attempts: 1,
+      timeout: undefined as unknown as NodeJS.Timeout,
+      retry: null,
+    };
+    this.pendingById.set(entry.messageId, entry);
+    const left = input.expiresAt - this.now();
+    if (entry.acked.size === expected.length || left <= 0) {
+      this.complete(entry);
+      return;
+    }
+    entry.timeout = setTimeout(() => this.complete(entry), left);
+    entry.timeout.unref();
+  }
+
+  /** Forgets a message without a report: its publish failed, so nobody received it. */
+  cancel(messageId: MessageId): void {
+    const entry = this.pendingById.get(messageId);
+    if (!entry) return;
+    this.pendingById.delete(messageId);
+    clearTimeout(entry.timeout);
+    if (entry.retry) clearInterval(entry.retry);
+  }
+
+  /** Whether the message is still waiting for acks here. */
+  isPending(messageId: MessageId): boolean {
+    return this.pendingById.has(messageId);
+  }
+
+  /** Whether this tracker holds the message, pending or finished. */
+  has(messageId: MessageId): boolean {
+    return this.pendingById.has(messageId) || this.finishedEntry(messageId) !== undefined;
+  }
+
   /** Records `userId`'s ack of `messageId`. Throws if the message is unknown or the user was not expected. */
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): AckResult {
     const entry = this.pendingById.get(messageId);

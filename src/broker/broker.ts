@@ -24,12 +24,25 @@ export interface Broker {
   roomActive(roomId: RoomId): void;
   roomIdle(roomId: RoomId): void;
   close(): Promise<void>;
+  /**
+   * Resolves when this node receives the room's events after `subscribe` (a cluster broker
+   * subscribes over the network; the service waits before reading history). Optional: in-process
+   * subscriptions are immediate.
+   */
+  subscribed?(roomId: RoomId): Promise<void>;
+  /** Whether the broker can publish now (a cluster broker is not while Redis is unreachable). */
+  readonly available?: boolean;
 }
 
 export interface PublishOptions {
   audience?: Audience;
   /** Kept in the room history for resume (every type but `typing`). */
   store: boolean;
+  /**
+   * Internal events (presence, reports): when the broker is unavailable, keep them (bounded) and
+   * publish them in order when it is back instead of failing.
+   */
+  queueWhileUnavailable?: boolean;
 }
 
 export type BrokerListener = (envelope: RoomEnvelope, redelivery: boolean) => void;

@@ -13,14 +13,16 @@ export type DomainErrorCode =
   | 'RATE_LIMITED'
   | 'MESSAGE_TOO_LARGE'
   | 'WEBSOCKET_REQUIRED'
-  | 'SHUTTING_DOWN';
+  | 'SHUTTING_DOWN'
+  /** Cluster mode: Redis is unreachable; retry after `retryAfterMs`. */
+  | 'UNAVAILABLE';
 
 export class DomainError extends Error {
   override readonly name = 'DomainError';
   constructor(
     readonly code: DomainErrorCode,
     message: string,
-    /** For RATE_LIMITED: how long to wait before trying again. */
+    /** For RATE_LIMITED and UNAVAILABLE: how long to wait before trying again. */
     readonly retryAfterMs?: number,
   ) {
     super(message);

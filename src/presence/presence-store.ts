@@ -16,4 +16,18 @@ export interface PresenceStore {
   members(roomId: RoomId): Promise<MemberPresence[]>;
   /** Rooms in which the user has at least one connection. */
   userRooms(userId: UserId): Promise<RoomId[]>;
+  /**
+   * A present user's state on this node changed without arriving or leaving (another tab,
+   * typing, the reconnect grace began with 0 connections). Optional: local presence reads the
+   * registry directly.
+   */
+  sync?(roomId: RoomId, userId: UserId, state: PresenceState): void;
+  /** The user's first connection on this node opened / its last one closed (distinct user totals). */
+  connected?(userId: UserId): void;
+  disconnected?(userId: UserId): void;
+}
+
+export interface PresenceState {
+  connections: number;
+  typing: boolean;
 }

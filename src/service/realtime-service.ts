@@ -23,6 +23,7 @@ import { compareEventIds, parseEventId, type ParsedEventId } from '../history/ev
 import type { Logger } from '../logger.ts';
 import { LocalPresence } from '../presence/local-presence.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
+import type { RedisPresence } from '../presence/redis-presence.ts';
 import { RoomRegistry } from '../rooms/room-registry.ts';
 import { TypingTracker } from '../typing/typing-tracker.ts';
 import { ExpiringMap } from '../util/expiring-map.ts';
@@ -92,6 +93,12 @@ interface LocalSubscriber {
   end: () => void;
 }
 
+/** What a cluster replaces besides the broker (all default to this process). */
+export interface ServiceSeams {
+  presence?: PresenceStore;
+  ackRouter?: (tracker: AckTracker) => AckRouter;
+}
+
 /** Live events held for one subscriber while its replay is read; beyond this it is a slow consumer. */
 const MAX_HELD_EVENTS = 10_000;
 
@@ -130,6 +137,7 @@ export class RealtimeService {
     private readonly config: Config,
     private readonly broker: Broker,
     private readonly log: Logger,
+    seams: ServiceSeams = {},
   ) {
     this.registry = new RoomRegistry();
     this.registry.events.on('roomCreated', ({ roomId }) => this.broker.roomActive(roomId));
@@ -147,8 +155,8 @@ export class RealtimeService {
     this.grace = new PresenceGrace(config.presenceGraceMs, (roomId, userId) => {
       this.announceDeparture(roomId, userId, 'user_disconnected');
     });
-    this.presenceStore = new LocalPresence(this.registry, this.typing, (roomId) => this.grace.inRoom(roomId));
-    this.ackRouter = new LocalAckRouter(this.acks);
+    this.presenceStore = seams.presence ?? new LocalPresence(this.registry, this.typing, (roomId) => this.grace.inRoom(roomId));
+    this.ackRouter = seams.ackRouter?.(this.acks) ?? new LocalAckRouter(this.acks);
     this.sent = new ExpiringMap(config.historyTtlMs);
     this.messageRate = new TokenBuckets(config.messageRatePerSec, config.messageRateBurst);
     this.typingRate = new TokenBuckets(config.typingRatePerSec, config.typingRatePerSec * 2);
@@ -167,6 +175,7 @@ export class RealtimeService {
     this.connections.set(connection.id, connection);
     const { userId, name } = connection.principal;
     this.registry.connect(connection.id, { userId, ...(name !== undefined && { name }) });
+    if (this.registry.userConnections(userId).size === 1) this.presenceStore.connected?.(userId);
   }
 
   /** The socket is gone: every room it was in sees the user disconnect (after the grace period). */
@@ -178,10 +187,15 @@ export class RealtimeService {
       if (user && this.typing.clearConnection(roomId, user.userId, connectionId)) this.publishTyping(roomId, user.userId, false);
     }
     for (const left of this.registry.disconnect(connectionId)) {
-      if (!left.userLeft) continue;
+      if (!left.userLeft) {
+        this.syncPresence(left.roomId, left.userId);
+        continue;
+      }
       if (this.typing.clear(left.roomId, left.userId)) this.publishTyping(left.roomId, left.userId, false);
+      this.presenceStore.sync?.(left.roomId, left.userId, { connections: 0, typing: false });
       this.grace.start(left.roomId, left.userId);
     }
+    if (user && this.registry.userConnections(user.userId).size === 0) this.presenceStore.disconnected?.(user.userId);
   }
 
   connection(connectionId: ConnectionId): ConnectionHandle | undefined {
@@ -238,6 +252,9 @@ export class RealtimeService {
     this.addSubscriber(sub);
     let joined = false;
     try {
+      // A cluster broker subscribes over the network: receive the room before joining it.
+      await this.broker.subscribed?.(roomId);
+      if (state.cancelled || !this.connections.has(connection.id)) return;
       const join = this.registry.join(connection.id, roomId);
       joined = true;
       if (join.userJoined && !this.grace.cancel(roomId, userId)) {
@@ -247,6 +264,7 @@ export class RealtimeService {
           this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, { exceptConnection: connection.id });
         }
       }
+      this.syncPresence(roomId, userId);
 
       let cutoff: ParsedEventId | null = null;
       if (input.lastEventId) {
@@ -286,7 +304,22 @@ export class RealtimeService {
     if (left?.userLeft) {
       if (this.typing.clear(roomId, user.userId)) this.publishTyping(roomId, user.userId, false);
       this.announceDeparture(roomId, user.userId, 'user_left');
+    } else if (left) {
+      this.syncPresence(roomId, user.userId);
     }
+  }
+
+  /** Tells a cluster presence store this node's current figures for a present user. */
+  private syncPresence(roomId: RoomId, userId: UserId): void {
+    if (!this.presenceStore.sync) return;
+    const connections = this.registry.snapshot(roomId)?.members.find((m) => m.userId === userId)?.connections ?? 0;
+    this.presenceStore.sync(roomId, userId, { connections, typing: this.typing.isTyping(roomId, userId) });
+  }
+
+  /** Wires a cluster presence store's own announcements (re-asserted users, expired ghosts). */
+  bindClusterPresence(presence: RedisPresence): void {
+    presence.onReappeared = (roomId, user) => this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, {});
+    presence.onGhostExpired = (roomId, userId) => this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
   }
 
   /** Tells the room the user is gone, if the presence store says it is gone everywhere. */
@@ -441,13 +474,20 @@ export class RealtimeService {
       },
     };
     const audience: Audience = input.echo || input.connectionId === null ? {} : { exceptConnection: input.connectionId };
-    const envelope = await this.publish(roomId, event, audience);
-    this.registry.recordActivity(roomId);
     if (expected) {
+      // Tracked before it is published: in a cluster an ack from another node may come back at once.
       const timeoutMs = typeof input.ack === 'object' ? input.ack.timeoutMs : this.config.ackTimeoutMs;
-      this.awaitingAck.set(messageId, envelope);
-      this.acks.track({ messageId, conversationId: roomId, senderId: principal.userId, expected, timeoutMs });
+      await this.ackRouter.track({ messageId, conversationId: roomId, senderId: principal.userId, expected, timeoutMs });
     }
+    let envelope: RoomEnvelope;
+    try {
+      envelope = await this.publish(roomId, event, audience);
+    } catch (error) {
+      if (expected) this.ackRouter.cancel(messageId);
+      throw error;
+    }
+    this.registry.recordActivity(roomId);
+    if (expected && this.acks.isPending(messageId)) this.awaitingAck.set(messageId, envelope);
     return { messageId, eventId: envelope.id, sentAt, ...(expected && { expected }) };
   }
 
@@ -478,6 +518,7 @@ export class RealtimeService {
 
   private onReport(report: DeliveryReport, senderId: UserId): void {
     this.awaitingAck.delete(report.messageId);
+    this.ackRouter.reported?.(report, senderId);
     this.stats.ackReported(report.status, report.latencyMs);
     this.emit(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
     const waiter = this.reportWaiters.get(report.messageId);
@@ -512,6 +553,7 @@ export class RealtimeService {
   }
 
   private publishTyping(roomId: RoomId, userId: UserId, isTyping: boolean): void {
+    this.syncPresence(roomId, userId);
     this.emit(roomId, { type: 'typing', conversationId: roomId, at: new Date(), userId, isTyping }, { exceptUser: userId }, false);
   }
 
@@ -541,14 +583,18 @@ export class RealtimeService {
     return new Set(subs.map((s) => s.connection.id)).size;
   }
 
-  private publish(roomId: RoomId, event: RoomEvent, audience: Audience, store = true): Promise<RoomEnvelope> {
+  private publish(roomId: RoomId, event: RoomEvent, audience: Audience, options: { store?: boolean; queue?: boolean } = {}): Promise<RoomEnvelope> {
     this.stats.published(event.type);
-    return this.broker.publish(roomId, event, { audience, store });
+    return this.broker.publish(roomId, event, { audience, store: options.store ?? true, queueWhileUnavailable: options.queue ?? false });
   }
 
-  /** Publishes without waiting; a broker failure is logged, never thrown into a caller. */
+  /**
+   * Publishes without waiting; a broker failure is logged, never thrown into a caller. Stored
+   * events (presence, reports) wait out a cluster outage in the broker's bounded outbox; typing
+   * is ephemeral and simply dropped then.
+   */
   private emit(roomId: RoomId, event: RoomEvent, audience: Audience, store = true): void {
-    this.publish(roomId, event, audience, store).catch((error: unknown) => {
+    this.publish(roomId, event, audience, { store, queue: store }).catch((error: unknown) => {
       this.log.error({ err: error, roomId, type: event.type }, 'publish failed');
     });
   }

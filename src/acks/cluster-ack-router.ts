@@ -1,0 +1,235 @@
+import superjson from 'superjson';
+import { DomainError } from '../domain/errors.ts';
+import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
+import type { ClusterNode } from '../cluster/cluster-node.ts';
+import type { ClusterKeys } from '../cluster/keys.ts';
+import type { RedisConnections } from '../cluster/redis-connection.ts';
+import type { Logger } from '../logger.ts';
+import type { AckRouter } from './ack-router.ts';
+import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from './ack-tracker.ts';
+
+/**
+ * Acks across nodes. The node that accepted a send owns the message: its tracker keeps the
+ * timer, the re-sends and the report. Before the message is published, the owner writes a record
+ * to Redis (owner, conversation, sender, expected, deadline); an ack on any node is checked and
+ * recorded there by one script, which also names the owner, and the owner is notified. Recording
+ * every ack in Redis is what lets a survivor take over a dead owner's messages with an exact
+ * count: it claims the record (same script slot, so no ack falls between) and finishes it with
+ * the original deadline. Final reports are written back so `deliveryStatus` answers on any node.
+ */
+
+const ACK_SCRIPT = `
+local h = redis.call('HMGET', KEYS[1], 'o', 'c', 'e')
+if not h[1] then
+  local r = redis.call('GET', KEYS[3])
+  if r then return {'late', r} end
+  return {'unknown'}
+end
+if h[2] ~= ARGV[1] then return {'unknown'} end
+local found = false
+for _, u in ipairs(cjson.decode(h[3])) do
+  if u == ARGV[2] then found = true break end
+end
+if not found then return {'not_expected'} end
+return {'ok', h[1], redis.call('SADD', KEYS[2], ARGV[2])}
+`;
+
+const TAKEOVER_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'o', ARGV[1])
+local h = redis.call('HMGET', KEYS[1], 'c', 's', 'e', 't', 'x')
+return {h[1], h[2], h[3], h[4], h[5], redis.call('SMEMBERS', KEYS[2])}
+`;
+
+type Scripted = {
+  rtAck(record: string, acked: string, report: string, conversationId: string, userId: string): Promise<[string, string?, number?]>;
+  rtTakeover(record: string, acked: string, nodeId: string): Promise<[string, string, string, string, string, string[]] | null>;
+};
+
+interface StoredReport {
+  report: DeliveryReport;
+  senderId: UserId;
+}
+
+export interface ClusterAckRouterOptions {
+  tracker: AckTracker;
+  node: ClusterNode;
+  redis: RedisConnections;
+  keys: ClusterKeys;
+  /** How long finished reports stay readable (and late acks recognised). */
+  retentionMs: number;
+  log: Logger;
+}
+
+export class ClusterAckRouter implements AckRouter {
+  private readonly cmd: Scripted;
+  /** Reports finished while Redis was down, written when it is back. */
+  private readonly unwritten: StoredReport[] = [];
+
+  constructor(private readonly options: ClusterAckRouterOptions) {
+    const { cmd } = options.redis;
+    cmd.defineCommand('rtAck', { numberOfKeys: 3, lua: ACK_SCRIPT });
+    cmd.defineCommand('rtTakeover', { numberOfKeys: 2, lua: TAKEOVER_SCRIPT });
+    this.cmd = cmd as unknown as Scripted;
+    options.node.onNotification('ack', (arg) => {
+      const { messageId, conversationId, userId } = arg as { messageId: MessageId; conversationId: RoomId; userId: UserId };
+      try {
+        options.tracker.ack(messageId, conversationId, userId);
+      } catch {
+        // Already reported (or forgotten): the ack was recorded in Redis all the same.
+      }
+    });
+    options.node.handle('acks.pending', (filter) => options.tracker.pending(filter as { conversationId?: RoomId }));
+    options.redis.events.on('up', () => void this.flushReports());
+  }
+
+  async track(input: TrackInput): Promise<void> {
+    const { tracker, keys, node } = this.options;
+    this.options.redis.assertAvailable();
+    tracker.track(input);
+    if (input.expected.length === 0) return; // reported already
+    const createdAt = Date.now();
+    const record = keys.ack(input.messageId);
+    const ttl = input.timeoutMs + this.options.retentionMs + 60_000;
+    try {
+      await this.options.redis.cmd
+        .multi()
+        .hset(record, { o: node.nodeId, c: input.conversationId, s: input.senderId, e: JSON.stringify([...new Set(input.expected)]), t: createdAt, x: createdAt + input.timeoutMs })
+        .pexpire(record, ttl)
+        .pexpire(keys.ackAcked(input.messageId), ttl)
+        .sadd(keys.nodeAcks(node.nodeId), input.messageId)
+        .exec();
+    } catch (error) {
+      tracker.cancel(input.messageId);
+      throw error;
+    }
+  }
+
+  cancel(messageId: MessageId): void {
+    this.options.tracker.cancel(messageId);
+    if (this.options.redis.available) {
+      void this.options.redis.cmd.del(this.options.keys.ack(messageId)).catch(() => undefined);
+      void this.options.redis.cmd.srem(this.options.keys.nodeAcks(this.options.node.nodeId), messageId).catch(() => undefined);
+    }
+  }
+
+  reported(report: DeliveryReport, senderId: UserId): void {
+    const stored = { report, senderId };
+    if (!this.options.redis.available) {
+      if (this.unwritten.length < 10_000) this.unwritten.push(stored);
+      return;
+    }
+    this.writeReport(stored).catch((error: unknown) => {
+      this.options.log.warn({ err: error, messageId: report.messageId }, 'report write failed; retried when Redis is back');
+      this.unwritten.push(stored);
+    });
+  }
+
+  async ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult> {
+    const { tracker, keys } = this.options;
+    if (tracker.has(messageId)) {
+      const result = tracker.ack(messageId, conversationId, userId);
+      if (result.accepted && !result.duplicate && this.options.redis.available) {
+        // Recorded for a takeover should this node die before reporting.
+        void this.options.redis.cmd.sadd(keys.ackAcked(messageId), userId).catch(() => undefined);
+      }
+      return result;
+    }
+    this.options.redis.assertAvailable();
+    const [outcome, detail, added] = await this.cmd.rtAck(keys.ack(messageId), keys.ackAcked(messageId), keys.ackReport(messageId), conversationId, userId);
+    if (outcome === 'ok') {
+      if (added === 1) this.options.node.notify(detail!, 'ack', { messageId, conversationId, userId });
+      return { accepted: true, duplicate: added !== 1, late: false };
+    }
+    if (outcome === 'late') {
+      const { report } = superjson.parse<StoredReport>(detail!);
+      if (report.conversationId !== conversationId) throw unknownAck(messageId, conversationId);
+      if (!report.expected.includes(userId)) throw notExpected(messageId, userId);
+      return { accepted: false, duplicate: report.acked.includes(userId), late: true };
+    }
+    if (outcome === 'not_expected') throw notExpected(messageId, userId);
+    throw unknownAck(messageId, conversationId);
+  }
+
+  async status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined> {
+    const local = this.options.tracker.status(messageId);
+    if (local) return local;
+    this.options.redis.assertAvailable();
+    const { keys } = this.options;
+    const raw = await this.options.redis.cmd.get(keys.ackReport(messageId));
+    if (raw) return superjson.parse<StoredReport>(raw);
+    const [record, acked] = await Promise.all([this.options.redis.cmd.hgetall(keys.ack(messageId)), this.options.redis.cmd.smembers(keys.ackAcked(messageId))]);
+    if (!record.o) return undefined;
+    const expected = JSON.parse(record.e!) as UserId[];
+    const ackedSet = new Set(acked);
+    return {
+      senderId: record.s!,
+      report: {
+        messageId,
+        conversationId: record.c!,
+        status: 'pending',
+        expected,
+        acked: expected.filter((u) => ackedSet.has(u)),
+        missing: expected.filter((u) => !ackedSet.has(u)),
+        createdAt: new Date(Number(record.t)),
+        completedAt: null,
+        latencyMs: null,
+        expiresAt: new Date(Number(record.x)),
+      },
+    };
+  }
+
+  async pending(filter: { conversationId?: RoomId } = {}): Promise<PendingAckSnapshot[]> {
+    const answers = await this.options.node.callAll<PendingAckSnapshot[]>('acks.pending', filter);
+    return answers.flatMap((a) => a.value);
+  }
+
+  /** Finishes a dead node's messages here: same deadline, the acks recorded in Redis so far. */
+  async takeOver(deadNodeId: string): Promise<number> {
+    const { keys, node, tracker } = this.options;
+    const messageIds = await this.options.redis.cmd.smembers(keys.nodeAcks(deadNodeId));
+    let adopted = 0;
+    for (const messageId of messageIds) {
+      const claimed = await this.cmd.rtTakeover(keys.ack(messageId), keys.ackAcked(messageId), node.nodeId);
+      if (!claimed) continue;
+      const [conversationId, senderId, expected, createdAt, expiresAt, acked] = claimed;
+      await this.options.redis.cmd.sadd(keys.nodeAcks(node.nodeId), messageId);
+      tracker.adopt({ messageId, conversationId, senderId, expected: JSON.parse(expected) as UserId[], acked, createdAt: Number(createdAt), expiresAt: Number(expiresAt) });
+      adopted += 1;
+    }
+    await this.options.redis.cmd.del(keys.nodeAcks(deadNodeId));
+    if (adopted > 0) this.options.log.warn({ deadNode: deadNodeId, adopted }, 'took over pending acks of a dead node');
+    return adopted;
+  }
+
+  private async writeReport(stored: StoredReport): Promise<void> {
+    const { keys, node } = this.options;
+    const id = stored.report.messageId;
+    await this.options.redis.cmd
+      .multi()
+      .set(keys.ackReport(id), superjson.stringify(stored), 'PX', this.options.retentionMs)
+      .del(keys.ack(id), keys.ackAcked(id))
+      .srem(keys.nodeAcks(node.nodeId), id)
+      .exec();
+  }
+
+  private async flushReports(): Promise<void> {
+    while (this.unwritten.length > 0 && this.options.redis.available) {
+      const next = this.unwritten[0]!;
+      try {
+        await this.writeReport(next);
+      } catch {
+        return;
+      }
+      this.unwritten.shift();
+    }
+  }
+}
+
+function unknownAck(messageId: MessageId, conversationId: RoomId): DomainError {
+  return new DomainError('ACK_UNKNOWN', `no acknowledged message ${messageId} in conversation ${conversationId}`);
+}
+
+function notExpected(messageId: MessageId, userId: UserId): DomainError {
+  return new DomainError('ACK_NOT_EXPECTED', `user ${userId} is not an expected recipient of message ${messageId}`);
+}
