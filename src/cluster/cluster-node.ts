@@ -50,8 +50,12 @@ export interface ClusterNodeOptions {
   describe: () => Omit<NodeInfo, 'nodeId' | 'startedAt'>;
   /** Called once per dead node, on the one node that claimed it. */
   onNodeDead: (nodeId: string) => Promise<void>;
-  /** Called when this node (re)enters the live set: after start, after an outage, after being reaped. */
-  onJoined: () => Promise<void>;
+  /**
+   * Called when this node (re)enters the live set: after start, after an outage, after being
+   * reaped. `storeLost`: Redis lost its data meanwhile (a restart without persistence), which
+   * every subscriber learns through `resync`; presence is then restored without announcements.
+   */
+  onJoined: (change: { storeLost: boolean }) => Promise<void>;
   /** Runs with each heartbeat (ghost expiry and other periodic cluster chores). */
   onTick?: () => Promise<void>;
 }
@@ -67,7 +71,12 @@ local claimed = {}
 for _, id in ipairs(dead) do
   if id ~= ARGV[1] and redis.call('ZREM', KEYS[1], id) == 1 then table.insert(claimed, id) end
 end
-return {added, now, claimed}
+local gen = redis.call('GET', KEYS[3])
+if not gen then
+  gen = ARGV[5]
+  redis.call('SET', KEYS[3], gen)
+end
+return {added, now, claimed, gen}
 `;
 
 const LIVE_SCRIPT = `
@@ -77,7 +86,7 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WI
 `;
 
 type Scripted = {
-  rtHeartbeat(nodes: string, info: string, nodeId: string, infoJson: string, infoTtl: number, nodeTtl: number): Promise<[number, number, string[]]>;
+  rtHeartbeat(nodes: string, info: string, generation: string, nodeId: string, infoJson: string, infoTtl: number, nodeTtl: number, newGeneration: string): Promise<[number, number, string[], string]>;
   rtLive(nodes: string, nodeTtl: number): Promise<string[]>;
 };
 
@@ -90,6 +99,8 @@ export class ClusterNode {
   private readonly cmd: Scripted;
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  /** The cluster state's generation in Redis; a new one means Redis lost its data. */
+  private generation: string | null = null;
   private needsJoin = true;
   private closed = false;
   private readonly offUp: () => void;
@@ -100,7 +111,7 @@ export class ClusterNode {
   constructor(private readonly options: ClusterNodeOptions) {
     this.nodeId = options.nodeId;
     const { cmd, sub } = options.redis;
-    cmd.defineCommand('rtHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT_SCRIPT });
+    cmd.defineCommand('rtHeartbeat', { numberOfKeys: 3, lua: HEARTBEAT_SCRIPT });
     cmd.defineCommand('rtLive', { numberOfKeys: 1, lua: LIVE_SCRIPT });
     this.cmd = cmd as unknown as Scripted;
     const channel = options.keys.nodeChannel(this.nodeId);
@@ -233,18 +244,23 @@ export class ClusterNode {
     this.beating = true;
     try {
       const info: NodeInfo = { nodeId: this.nodeId, startedAt: this.startedAt, ...this.options.describe() };
-      const [added, now, claimed] = await this.cmd.rtHeartbeat(
+      const [added, now, claimed, generation] = await this.cmd.rtHeartbeat(
         this.options.keys.nodes,
         this.options.keys.nodeInfo(this.nodeId),
+        this.options.keys.generation,
         this.nodeId,
         JSON.stringify(info),
         this.options.nodeTtlMs * 2,
         this.options.nodeTtlMs,
+        randomUUID(),
       );
       this.lastHeartbeat = new Date(Number(now));
-      if (added === 1 || this.needsJoin) {
+      const storeLost = this.generation !== null && this.generation !== generation;
+      this.generation = generation;
+      if (added === 1 || this.needsJoin || storeLost) {
         this.needsJoin = false;
-        await this.options.onJoined();
+        if (storeLost) this.options.log.warn('Redis lost the cluster state (restarted empty?); restoring this node’s presence');
+        await this.options.onJoined({ storeLost });
       }
       for (const dead of claimed) {
         this.options.log.warn({ deadNode: dead }, 'node missed its heartbeats; cleaning up after it');

@@ -51,7 +51,7 @@ export function createCluster(config: Config, nodeId: string, log: Logger): Clus
       const memory = process.memoryUsage();
       return { address: address(), connections: counts.connections, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
     },
-    onJoined: () => presence.reassert(),
+    onJoined: ({ storeLost }) => presence.reassert({ announce: !storeLost }),
     onNodeDead: async (deadNodeId) => {
       const ghosts = await presence.reapNode(deadNodeId);
       const adopted = (await ackRouter?.takeOver(deadNodeId)) ?? 0;

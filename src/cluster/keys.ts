@@ -48,6 +48,11 @@ export class ClusterKeys {
     return `${this.prefix}{nodes}`;
   }
 
+  /** A random value set once per cluster state: it changes only if Redis loses its data. */
+  get generation(): string {
+    return `${this.prefix}{nodes}:generation`;
+  }
+
   /** A node's self-description, refreshed with each heartbeat. */
   nodeInfo(nodeId: string): string {
     return `${this.prefix}{nodes}:info:${nodeId}`;

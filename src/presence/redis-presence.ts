@@ -212,9 +212,11 @@ export class RedisPresence implements PresenceStore {
 
   /**
    * This node (re)joined the cluster: write back everything it holds. A user whose entries were
-   * reaped while this node was cut off is "first anywhere" again and is announced as joined.
+   * reaped while this node was cut off (survivors announced it disconnected) is "first anywhere"
+   * again and is announced as joined; after Redis lost everything nobody announced anything, and
+   * `announce` is false.
    */
-  async reassert(): Promise<void> {
+  async reassert({ announce }: { announce: boolean }): Promise<void> {
     const { keys, nodeId } = this.options;
     const pipeline = this.options.redis.cmd.pipeline();
     pipeline.del(keys.nodeUsers(nodeId));
@@ -226,7 +228,7 @@ export class RedisPresence implements PresenceStore {
         const first = await this.cmd.rtArrived(keys.presenceEntries(roomId), keys.presenceUsers(roomId), keys.presenceGhosts(roomId), this.field(userId), userId, JSON.stringify(entry));
         if (first === 1) {
           await this.options.redis.cmd.sadd(keys.userRooms(userId), roomId);
-          this.onReappeared(roomId, { userId, ...(entry.n !== undefined && { name: entry.n }) });
+          if (announce) this.onReappeared(roomId, { userId, ...(entry.n !== undefined && { name: entry.n }) });
         } else {
           await this.cmd.rtSync(keys.presenceEntries(roomId), this.field(userId), JSON.stringify(entry));
         }

@@ -72,6 +72,12 @@ export interface SubscriptionInput {
   conversationId: RoomId;
   lastEventId?: string | null;
   sink: SubscriberSink;
+  /**
+   * Called once the subscription receives the room's live events, before any event is written
+   * (the transport sends tRPC's `started` then, so "started" means nothing published from now on
+   * is missed — in a cluster the room subscription crosses the network first).
+   */
+  onLive?: () => void;
 }
 
 export interface SubscriptionHandle {
@@ -255,6 +261,7 @@ export class RealtimeService {
       // A cluster broker subscribes over the network: receive the room before joining it.
       await this.broker.subscribed?.(roomId);
       if (state.cancelled || !this.connections.has(connection.id)) return;
+      input.onLive?.();
       const join = this.registry.join(connection.id, roomId);
       joined = true;
       if (join.userJoined && !this.grace.cancel(roomId, userId)) {

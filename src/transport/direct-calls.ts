@@ -136,13 +136,15 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
         throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${parsed.conversationId}` });
       }
       if (sub.cancelled) return;
-      send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'started' } });
-      directSubscriptionStats.started += 1;
       sub.handle = service.openSubscription({
         connectionId: ctx.connection.id,
         conversationId: parsed.conversationId,
         lastEventId: parsed.lastEventId,
         sink: { write: (envelope) => writeFrame(ws, dataFrame(envelope, target)) },
+        onLive: () => {
+          send(ws, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'started' } });
+          directSubscriptionStats.started += 1;
+        },
       });
       await sub.handle.done;
       // Ended by the server (room closed) or stopped by the client: either way, as the adapter does.

@@ -1,0 +1,63 @@
+import { afterEach, expect, it } from 'vitest';
+import { createChatClient, type ChatClient } from '../clients/chat/index.ts';
+import { describeWithRedis, startCluster, startRedisServer, type ClusterNode } from './support/cluster.ts';
+import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
+
+/**
+ * Redis goes away under a running two-node cluster (its own redis-server, killed hard, then
+ * restarted empty): nodes keep their clients, say 503 on /readyz, refuse what needs Redis with
+ * a retryable error, and when Redis is back they reconnect, restore presence and tell every
+ * subscriber `resync` because the history is gone. Nothing crashes.
+ */
+describeWithRedis('cluster: Redis restarts', () => {
+  const clients: ChatClient[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(clients.splice(0).map((c) => c.close()));
+  });
+
+  const readyz = async (node: ClusterNode) => (await fetch(`${node.baseUrl}/readyz`)).status;
+
+  it('keeps serving, reports 503, recovers and resynchronises', async () => {
+    await using redis = await startRedisServer();
+    await using cluster = await startCluster({ nodes: 2, label: 'outage', redisUrl: redis.url, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '1000' } });
+    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+    const client = async (node: ClusterNode, userId: string) => {
+      const c = createChatClient({ url: node.wsUrl, token: await cluster.token(userId), retryDelayMs: () => 50 });
+      clients.push(c);
+      return c;
+    };
+    const alice = await client(n1, 'alice');
+    const bob = await client(n2, 'bob');
+    const a = joinLogged(alice, 'out');
+    await a.conversation.started;
+    const b = joinLogged(bob, 'out');
+    await b.conversation.started;
+    await bob.send('out', 'before');
+    await waitUntil(() => bodies(a.log).includes('before'), { what: 'alice to get the first message' });
+
+    await redis.stop();
+    await expect.poll(() => readyz(n1), { timeout: 5000 }).toBe(503);
+    await expect.poll(() => readyz(n2), { timeout: 5000 }).toBe(503);
+    expect((await fetch(`${n1.baseUrl}/healthz`)).status).toBe(200);
+    await expect(alice.send('out', 'during')).rejects.toThrow(/unreachable/);
+
+    await redis.start();
+    await expect.poll(() => readyz(n1), { timeout: 10_000 }).toBe(200);
+    await expect.poll(() => readyz(n2), { timeout: 10_000 }).toBe(200);
+
+    // The history died with Redis: both subscribers are told so, on the same connection.
+    const resynced = (log: typeof a.log) => log.some((e) => e.event.type === 'resync');
+    await waitUntil(() => resynced(a.log) && resynced(b.log), { what: 'both subscribers to be told resync', timeoutMs: 10_000 });
+
+    // Delivery across the nodes works again, and presence was restored without announcements.
+    await bob.send('out', 'after');
+    await waitUntil(() => bodies(a.log).includes('after'), { what: 'alice to get the message sent after recovery', timeoutMs: 5000 });
+    await expect.poll(async () => (await alice.presence('out')).map((m) => m.userId).sort(), { timeout: 5000 }).toEqual(['alice', 'bob']);
+    expect(aboutUser(a.log, 'bob')).toEqual(['user_joined']);
+    expect(bodies(a.log)).toEqual(['before', 'after']);
+
+    // Neither node crashed.
+    const exited = await Promise.race([Promise.any([n1.exited, n2.exited]).then(() => true), Promise.resolve(false)]);
+    expect(exited).toBe(false);
+  }, 40_000);
+});
