@@ -1,6 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { createChatClient, type ChatClient } from '../clients/chat/index.ts';
-import { describeWithRedis, startCluster, type ClusterNode, type TestCluster } from './support/cluster.ts';
+import { describeWithRedis, startCluster, type ClusterNode } from './support/cluster.ts';
 import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
 
 /**
