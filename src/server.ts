@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
@@ -249,7 +250,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         });
       });
       const address = httpServer.address() as AddressInfo;
-      boundAddress = `${host}:${address.port}`;
+      // Other operators need a name they can reach, not the wildcard it listens on.
+      boundAddress = `${host === '0.0.0.0' || host === '::' ? hostname() : host}:${address.port}`;
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
       const url = `http://${shownHost}:${address.port}`;
       log.info({ port: address.port, host, url, trpc: `${url.replace('http', 'ws')}/trpc` }, 'listening');
