@@ -202,6 +202,24 @@ export class ClusterAckRouter implements AckRouter {
     return adopted;
   }
 
+  /**
+   * After this node was taken for dead: forget the pending messages another node adopted (the
+   * adopter reports them), so no message is reported twice.
+   */
+  async yieldAdopted(): Promise<number> {
+    const { tracker, keys, node } = this.options;
+    let yielded = 0;
+    for (const { messageId } of tracker.pending()) {
+      const owner = await this.options.redis.cmd.hget(keys.ack(messageId), 'o');
+      if (owner !== null && owner !== node.nodeId) {
+        tracker.cancel(messageId);
+        yielded += 1;
+      }
+    }
+    if (yielded > 0) this.options.log.warn({ yielded }, 'pending acks adopted by another node while this one was cut off: left to it');
+    return yielded;
+  }
+
   private async writeReport(stored: StoredReport): Promise<void> {
     const { keys, node } = this.options;
     const id = stored.report.messageId;

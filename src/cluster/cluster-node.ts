@@ -55,7 +55,7 @@ export interface ClusterNodeOptions {
    * reaped. `storeLost`: Redis lost its data meanwhile (a restart without persistence), which
    * every subscriber learns through `resync`; presence is then restored without announcements.
    */
-  onJoined: (change: { storeLost: boolean }) => Promise<void>;
+  onJoined: (change: { storeLost: boolean; wasReaped: boolean }) => Promise<void>;
   /** Runs with each heartbeat (ghost expiry and other periodic cluster chores). */
   onTick?: () => Promise<void>;
 }
@@ -256,11 +256,14 @@ export class ClusterNode {
       );
       this.lastHeartbeat = new Date(Number(now));
       const storeLost = this.generation !== null && this.generation !== generation;
+      // Back in the set although this node never left: a survivor took it for dead meanwhile.
+      const wasReaped = added === 1 && this.generation !== null && !storeLost;
       this.generation = generation;
       if (added === 1 || this.needsJoin || storeLost) {
         this.needsJoin = false;
         if (storeLost) this.options.log.warn('Redis lost the cluster state (restarted empty?); restoring this node’s presence');
-        await this.options.onJoined({ storeLost });
+        if (wasReaped) this.options.log.warn('this node was taken for dead while cut off; re-asserting its presence');
+        await this.options.onJoined({ storeLost, wasReaped });
       }
       for (const dead of claimed) {
         this.options.log.warn({ deadNode: dead }, 'node missed its heartbeats; cleaning up after it');

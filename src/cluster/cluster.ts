@@ -51,7 +51,11 @@ export function createCluster(config: Config, nodeId: string, log: Logger): Clus
       const memory = process.memoryUsage();
       return { address: address(), connections: counts.connections, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
     },
-    onJoined: ({ storeLost }) => presence.reassert({ announce: !storeLost }),
+    onJoined: async ({ storeLost, wasReaped }) => {
+      // Messages a survivor adopted while this node was cut off are reported by the adopter.
+      if (wasReaped) await ackRouter?.yieldAdopted();
+      await presence.reassert({ announce: !storeLost });
+    },
     onNodeDead: async (deadNodeId) => {
       const ghosts = await presence.reapNode(deadNodeId);
       const adopted = (await ackRouter?.takeOver(deadNodeId)) ?? 0;

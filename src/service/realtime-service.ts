@@ -170,6 +170,8 @@ export class RealtimeService {
       this.sent.sweep();
       this.messageRate.sweep();
       this.typingRate.sweep();
+      // Messages forgotten without a report (adopted by another node in a cluster) keep no envelope.
+      for (const id of this.awaitingAck.keys()) if (!this.acks.isPending(id)) this.awaitingAck.delete(id);
     }, 10_000);
     this.sweepTimer.unref();
   }
