@@ -84,4 +84,56 @@ describeWithRedis('cluster: a node dies', () => {
     const ops = createAdminClient({ url: n2.baseUrl, token: await cluster.token('ops', { role: 'admin' }) });
     expect((await ops.nodes()).map((n) => n.nodeId)).toEqual(['failover-n2', 'failover-n3']);
   }, 30_000);
+
+  it('a node frozen past its TTL (a partition, a long GC pause) is taken for dead, then rejoins cleanly', async () => {
+    await using cluster = await startCluster({
+      nodes: 2,
+      label: 'frozen',
+      env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '500', PRESENCE_GRACE_MS: '200', ACK_RETRY_MS: '0', KEEPALIVE_PING_MS: '60000' },
+    });
+    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+    const client = async (node: ClusterNode, userId: string, options: { autoAck?: boolean } = {}) => {
+      const c = createChatClient({ url: node.wsUrl, token: await cluster.token(userId), retryDelayMs: () => 50, ...options });
+      clients.push(c);
+      return c;
+    };
+    const alice = await client(n2, 'alice');
+    const mute = await client(n2, 'mute', { autoAck: false });
+    const owner = await client(n1, 'owner');
+    const a = joinLogged(alice, 'fz');
+    await a.conversation.started;
+    await mute.join('fz').started;
+    const o = joinLogged(owner, 'fz');
+    await o.conversation.started;
+    await a.conversation.next('user_joined', (e) => e.userId === 'owner');
+
+    const { messageId } = await owner.send('fz', 'ack me', { ack: { timeoutMs: 3000 } });
+    await expect.poll(async () => (await alice.deliveryStatus(messageId).catch((e: Error) => e.message))).toMatch(/only the sender/);
+
+    process.kill(n1.pid, 'SIGSTOP');
+    try {
+      // n2 takes n1 for dead: owner is announced gone after the grace, its ack adopted.
+      await a.conversation.next('user_disconnected', (e) => e.userId === 'owner', 5000);
+    } finally {
+      process.kill(n1.pid, 'SIGCONT');
+    }
+    // n1 wakes up, finds itself reaped and re-asserts its users: owner is back for everyone.
+    await a.conversation.next('user_joined', (e) => e.userId === 'owner', 5000);
+    await expect.poll(async () => (await alice.presence('fz')).map((m) => m.userId).sort(), { timeout: 5000 }).toEqual(['alice', 'mute', 'owner']);
+
+    // The adopted message is reported once, by the adopter, to the sender on the node that froze.
+    const report = await o.conversation.next('message_delivered', (e) => e.report.messageId === messageId, 6000);
+    expect(report.report).toMatchObject({ status: 'partial', acked: ['alice'], missing: ['mute'] });
+    // n1's own timer for the message would have fired at the same deadline: once that moment is
+    // past, a marker published after it arrives after any second report would have.
+    const deadline = report.report.createdAt.getTime() + 3000;
+    await waitUntil(() => Date.now() > deadline + 300, { timeoutMs: 5000, intervalMs: 20, what: 'the original deadline to pass' });
+    const label = 'after-report';
+    const seen = o.conversation.next('system', (e) => e.event === label, 5000);
+    const { createAdminClient } = await import('../clients/admin/index.ts');
+    await createAdminClient({ url: n1.baseUrl, token: await cluster.token('ops', { role: 'admin' }) }).broadcastSystemEvent({ conversationId: 'fz', event: label });
+    await seen;
+    const reports = o.log.filter((e) => e.event.type === 'message_delivered' && e.event.report.messageId === messageId);
+    expect(reports).toHaveLength(1);
+  }, 30_000);
 });
