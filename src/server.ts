@@ -211,7 +211,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     verify: (token, req) => authenticate({ token, req: req ?? (undefined as unknown as IncomingMessage) }),
   });
   routes.set('/graphql', (req, res) => adminPlane.handle(req, res));
-  const metrics = createMetrics(service);
+  const metrics = createMetrics(service, cluster ?? undefined);
   routes.set('/metrics', (req, res) => {
     if (config.metricsToken && req.headers.authorization !== `Bearer ${config.metricsToken}`) {
       res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' }).end('metrics token required\n');

@@ -16,6 +16,10 @@ describeWithRedis('cluster: Redis restarts', () => {
   });
 
   const readyz = async (node: ClusterNode) => (await fetch(`${node.baseUrl}/readyz`)).status;
+  const metric = async (node: ClusterNode, name: string) => {
+    const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  };
 
   it('keeps serving, reports 503, recovers and resynchronises', async () => {
     await using redis = await startRedisServer();
@@ -40,6 +44,7 @@ describeWithRedis('cluster: Redis restarts', () => {
     await expect.poll(() => readyz(n2), { timeout: 5000 }).toBe(503);
     expect((await fetch(`${n1.baseUrl}/healthz`)).status).toBe(200);
     await expect(alice.send('out', 'during')).rejects.toThrow(/unreachable/);
+    expect(await metric(n1, 'realtime_cluster_redis_up')).toBe(0);
 
     await redis.start();
     await expect.poll(() => readyz(n1), { timeout: 10_000 }).toBe(200);
@@ -55,6 +60,8 @@ describeWithRedis('cluster: Redis restarts', () => {
     await expect.poll(async () => (await alice.presence('out')).map((m) => m.userId).sort(), { timeout: 5000 }).toEqual(['alice', 'bob']);
     expect(aboutUser(a.log, 'bob')).toEqual(['user_joined']);
     expect(bodies(a.log)).toEqual(['before', 'after']);
+    expect(await metric(n1, 'realtime_cluster_redis_up')).toBe(1);
+    expect(await metric(n1, 'realtime_cluster_resyncs_total')).toBe(1);
 
     // Neither node crashed.
     const exited = await Promise.race([Promise.any([n1.exited, n2.exited]).then(() => true), Promise.resolve(false)]);

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RedisBroker } from '../broker/redis-broker.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 
 /**
@@ -8,7 +9,7 @@ import type { RealtimeService } from '../service/realtime-service.ts';
  * outcome, error code) — never a room or user id; per-room numbers live in GraphQL.
  * Names follow Prometheus conventions: base units, `_total` on counters.
  */
-export function createMetrics(service: RealtimeService): Registry {
+export function createMetrics(service: RealtimeService, cluster?: { broker: RedisBroker; available: boolean }): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const registers = [registry];
@@ -90,5 +91,16 @@ export function createMetrics(service: RealtimeService): Registry {
       ackLatency.observe({ outcome: status }, latencyMs / 1000);
     },
   });
+  if (cluster) {
+    const { broker } = cluster;
+    new Gauge({ name: 'realtime_cluster_redis_up', help: 'Cluster mode: 1 while both Redis connections are ready.', registers, collect() { this.set(cluster.available ? 1 : 0); } });
+    new Gauge({ name: 'realtime_cluster_outbox_events', help: 'Cluster mode: internal events waiting for Redis to come back.', registers, collect() { this.set(broker.outboxSize); } });
+    new Gauge({ name: 'realtime_cluster_subscribed_rooms', help: 'Cluster mode: rooms this node receives from Redis.', registers, collect() { this.set(broker.subscribedRooms()); } });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
+    counter('realtime_cluster_gaps_filled_total', 'Cluster mode: times a room gap (lost pub/sub messages) was filled from the stream.', () => broker.counters.gapsFilled);
+    counter('realtime_cluster_resyncs_total', 'Cluster mode: times subscribers were sent resync because the room history was lost.', () => broker.counters.resyncs);
+    counter('realtime_cluster_outbox_dropped_total', 'Cluster mode: internal events dropped because the outbox was full during an outage.', () => broker.counters.outboxDropped);
+  }
   return registry;
 }
