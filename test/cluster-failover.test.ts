@@ -136,4 +136,26 @@ describeWithRedis('cluster: a node dies', () => {
     const reports = o.log.filter((e) => e.event.type === 'message_delivered' && e.event.report.messageId === messageId);
     expect(reports).toHaveLength(1);
   }, 30_000);
+
+  it('a node restarted under the same NODE_ID cleans up after its previous process at once', async () => {
+    // A TTL far longer than the test: survivors cannot be the ones who clean up here.
+    await using cluster = await startCluster({ nodes: 2, label: 'reuse', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '20000', PRESENCE_GRACE_MS: '200' } });
+    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+    const alice = createChatClient({ url: n2.wsUrl, token: await cluster.token('alice'), retryDelayMs: () => 50 });
+    const gone = createChatClient({ url: n1.wsUrl, token: await cluster.token('gone'), retryDelayMs: () => 50 });
+    clients.push(alice, gone);
+    const a = joinLogged(alice, 'reuse');
+    await a.conversation.started;
+    await gone.join('reuse').started;
+    await a.conversation.next('user_joined', (e) => e.userId === 'gone');
+
+    n1.kill('SIGKILL');
+    await n1.exited;
+    await gone.close();
+    const started = Date.now();
+    await cluster.addNode({ NODE_ID: 'reuse-n1' });
+    await a.conversation.next('user_disconnected', (e) => e.userId === 'gone', 5000);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await expect.poll(async () => (await alice.presence('reuse')).map((m) => m.userId)).toEqual(['alice']);
+  }, 30_000);
 });

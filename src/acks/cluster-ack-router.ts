@@ -188,6 +188,8 @@ export class ClusterAckRouter implements AckRouter {
   async takeOver(deadNodeId: string): Promise<number> {
     const { keys, node, tracker } = this.options;
     const messageIds = await this.options.redis.cmd.smembers(keys.nodeAcks(deadNodeId));
+    // Emptied first: the dead node may be this node's own previous process (same NODE_ID).
+    await this.options.redis.cmd.del(keys.nodeAcks(deadNodeId));
     let adopted = 0;
     for (const messageId of messageIds) {
       const claimed = await this.cmd.rtTakeover(keys.ack(messageId), keys.ackAcked(messageId), node.nodeId);
@@ -197,7 +199,6 @@ export class ClusterAckRouter implements AckRouter {
       tracker.adopt({ messageId, conversationId, senderId, expected: JSON.parse(expected) as UserId[], acked, createdAt: Number(createdAt), expiresAt: Number(expiresAt) });
       adopted += 1;
     }
-    await this.options.redis.cmd.del(keys.nodeAcks(deadNodeId));
     if (adopted > 0) this.options.log.warn({ deadNode: deadNodeId, adopted }, 'took over pending acks of a dead node');
     return adopted;
   }

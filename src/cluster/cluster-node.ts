@@ -99,6 +99,7 @@ export class ClusterNode {
   private readonly cmd: Scripted;
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  private firstBeat = true;
   /** The cluster state's generation in Redis; a new one means Redis lost its data. */
   private generation: string | null = null;
   private needsJoin = true;
@@ -255,6 +256,13 @@ export class ClusterNode {
         randomUUID(),
       );
       this.lastHeartbeat = new Date(Number(now));
+      if (this.firstBeat && added === 0) {
+        // A previous process with this NODE_ID died without being cleaned up yet: its entries
+        // are ours by name but not by fact. Clean up after it before claiming anything.
+        this.options.log.warn('a previous process with this NODE_ID left state behind; cleaning up after it');
+        await this.options.onNodeDead(this.nodeId);
+      }
+      this.firstBeat = false;
       const storeLost = this.generation !== null && this.generation !== generation;
       // Back in the set although this node never left: a survivor took it for dead meanwhile.
       const wasReaped = added === 1 && this.generation !== null && !storeLost;
