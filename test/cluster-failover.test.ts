@@ -18,7 +18,7 @@ describeWithRedis('cluster: a node dies', () => {
     await using cluster = await startCluster({
       nodes: 3,
       label: 'failover',
-      env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '500', PRESENCE_GRACE_MS: '800', ACK_RETRY_MS: '0' },
+      env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '1000', PRESENCE_GRACE_MS: '800', ACK_RETRY_MS: '0' },
     });
     const [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
     const client = async (node: ClusterNode, userId: string, options: { autoAck?: boolean } = {}) => {
@@ -89,7 +89,7 @@ describeWithRedis('cluster: a node dies', () => {
     await using cluster = await startCluster({
       nodes: 2,
       label: 'frozen',
-      env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '500', PRESENCE_GRACE_MS: '200', ACK_RETRY_MS: '0', KEEPALIVE_PING_MS: '60000' },
+      env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '1000', PRESENCE_GRACE_MS: '200', ACK_RETRY_MS: '0', KEEPALIVE_PING_MS: '60000' },
     });
     const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
     const client = async (node: ClusterNode, userId: string, options: { autoAck?: boolean } = {}) => {

@@ -16,7 +16,7 @@ describeWithRedis('cluster of three nodes over Redis', () => {
   let n3: ClusterNode;
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 3, label: 'cluster', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '600', ACK_TIMEOUT_MS: '3000' } });
+    cluster = await startCluster({ nodes: 3, label: 'cluster', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '3000' } });
     [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
   }, 30_000);
   afterEach(async () => {
