@@ -239,11 +239,13 @@ describeWithRedis('RedisBroker', () => {
     const thirteen = await a.broker.publish(room, systemEvent(room, 13), { store: true });
     expect(thirteen.id).toBe(formatEventId(epoch, 13));
     expect(shapeOf(await b.broker.readSince(room, typing2.id))).toEqual({ kind: 'replay', seqs: [13] });
+    const typing3 = await a.broker.publish(room, typingEvent(room, true), { store: false });
+    expect(typing3.id).toBe(formatEventId(epoch, 13, 1));
 
     // Node B received all of it live, in order, ephemeral events included.
-    await waitUntil(() => onB.ids().includes(thirteen.id), { what: 'event 13 on node B' });
-    expect(onB.ids()).toEqual([...published.map((e) => e.id), typing1.id, typing2.id, thirteen.id]);
-    expect(onB.envelopes.filter((e) => e.event.type === 'typing').map((e) => e.event)).toEqual([typing1.event, typing2.event]);
+    await waitUntil(() => onB.ids().includes(typing3.id), { what: 'the last typing event on node B' });
+    expect(onB.ids()).toEqual([...published.map((e) => e.id), typing1.id, typing2.id, thirteen.id, typing3.id]);
+    expect(onB.envelopes.filter((e) => e.event.type === 'typing').map((e) => e.event)).toEqual([typing1.event, typing2.event, typing3.event]);
   });
 
   it('forgets an idle room HISTORY_TTL_MS after its last event', async () => {
@@ -261,6 +263,32 @@ describeWithRedis('RedisBroker', () => {
     const result = await b.broker.readSince(room, first.id);
     expect(result).toMatchObject({ kind: 'resync', reason: 'history_unavailable' });
     expect(parsed(result.head).epoch).not.toBe(parsed(first.id).epoch);
+  });
+
+  // An ephemeral publish keeps the whole history alive, stream included, as RoomHistory does.
+  it('keeps the stored events of an idle room while ephemeral events keep it alive, like RoomHistory', async () => {
+    const prefix = usePrefix('broker-ephemeral-ttl');
+    const ttlMs = 300;
+    const a = await openNode('ephemeral-ttl-a', prefix, { historyTtlMs: ttlMs });
+    const b = await openNode('ephemeral-ttl-b', prefix, { historyTtlMs: ttlMs });
+    const room = 'typing-only';
+    let now = 0;
+    const memory = new RoomHistory({ size: 1000, ttlMs, now: () => now });
+    const first = await a.broker.publish(room, systemEvent(room, 1), { store: true });
+    await a.broker.publish(room, systemEvent(room, 2), { store: true });
+    const memoryFirst = memory.append(room, systemEvent(room, 1), {}, true);
+    memory.append(room, systemEvent(room, 2), {}, true);
+    // Only ephemeral events for three TTLs, one every TTL/3.
+    for (let i = 0; i < 9; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, ttlMs / 3));
+      await a.broker.publish(room, typingEvent(room, i % 2 === 0), { store: false });
+      now += ttlMs / 3;
+      memory.append(room, typingEvent(room, i % 2 === 0), {}, false);
+      memory.sweep();
+    }
+    expect(shapeOf(memory.readSince(room, memoryFirst.id))).toEqual({ kind: 'replay', seqs: [2] });
+    expect(shapeOf(await b.broker.readSince(room, first.id)), 'resume after event 1').toEqual({ kind: 'replay', seqs: [2] });
+    expect(await admin.exists(a.keys.roomMeta(room), a.keys.roomStream(room)), 'meta and stream keys').toBe(2);
   });
 
   it('keeps an active room past HISTORY_TTL_MS, and lets it expire once idle', async () => {
@@ -312,6 +340,7 @@ describeWithRedis('RedisBroker', () => {
     const missed = await Promise.all(Array.from({ length: 50 }, (_, i) => a.broker.publish(room, systemEvent(room, 5 + i), { store: true })));
     await up;
 
+    // Nothing else is published: the reconnect alone must bring B what it missed.
     const all = [...before, ...missed];
     await waitUntil(() => onB.envelopes.length >= all.length, { what: `node B to receive all ${all.length} events`, timeoutMs: 5000 });
     // After reconnecting B receives live again; anything duplicated would precede this marker.
@@ -323,6 +352,32 @@ describeWithRedis('RedisBroker', () => {
     expect(onB.resyncs()).toEqual([]);
     expect(b.broker.counters).toMatchObject({ resyncs: 0 });
     expect(b.broker.counters.gapsFilled).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fills a gap in what pub/sub delivered from the stream, before later events and without duplicates', async () => {
+    const prefix = usePrefix('broker-lost');
+    const a = await openNode('lost-a', prefix);
+    const b = await openNode('lost-b', prefix);
+    const room = 'lost';
+    const onB = record(b.broker, room);
+    await b.broker.subscribed(room);
+    const first = await a.broker.publish(room, systemEvent(room, 1), { store: true });
+    await waitUntil(() => onB.ids().includes(first.id), { what: 'event 1 on node B' });
+
+    // Pub/sub is at-most-once: B's connection stops listening (behind the broker's back) while
+    // event 2 is published, so only the stream has it.
+    const channel = b.keys.roomChannel(room);
+    await b.connections.sub.sunsubscribe(channel);
+    const lost = await a.broker.publish(room, systemEvent(room, 2), { store: true });
+    await b.connections.sub.ssubscribe(channel);
+    // Event 3 reveals the gap; the fill reads 2..4 while 3 (and maybe 4) also arrive live.
+    const later = await Promise.all([3, 4].map((n) => a.broker.publish(room, systemEvent(room, n), { store: true })));
+    const marker = await a.broker.publish(room, systemEvent(room, 5), { store: true });
+    await waitUntil(() => onB.ids().includes(marker.id), { what: 'the marker on node B' });
+
+    expect(onB.ids()).toEqual([first, lost, ...later, marker].map((e) => e.id));
+    expect(onB.numbers()).toEqual([1, 2, 3, 4, 5]);
+    expect(b.broker.counters).toMatchObject({ gapsFilled: 1, resyncs: 0 });
   });
 
   it('tells subscribers resync exactly once when Redis restarts empty', async () => {
@@ -404,6 +459,27 @@ describeWithRedis('RedisBroker', () => {
     // Published in order, and stored.
     const entries = await a.connections.cmd.xrange(a.keys.roomStream(room), '-', '+');
     expect(entries.map(([, fields]) => numberOf(superjson.parse<{ event: RoomEvent }>(fields[1]!).event))).toEqual(queued);
+  });
+
+  // QUIT waits behind ioredis' offline queue: close() must not wait for a Redis that is gone.
+  it('closes its connections while Redis is down, also after a room was left during the outage', async () => {
+    const redis = await useRedisServer();
+    const prefix = usePrefix('broker-close', redis.url);
+    const a = await openNode('close-a', prefix, { url: redis.url });
+    const room = 'close';
+    const leave = a.broker.subscribe(room, () => undefined);
+    await a.broker.subscribed(room);
+
+    await redis.stop();
+    await waitUntil(() => !a.broker.available, { what: 'the node to notice the outage' });
+    leave();
+    await a.broker.close();
+    const closing = a.connections.close();
+    const outcome = await Promise.race([closing.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still closing after 1 s'), 1000))]);
+    // Let a hanging close finish first, so that the cleanup does not hang on it too.
+    await redis.start();
+    await closing;
+    expect(outcome).toBe('closed');
   });
 
   it('subscribes to a room only while it has local listeners', async () => {

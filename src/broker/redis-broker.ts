@@ -48,14 +48,15 @@ if ARGV[1] == '1' then
   local size = tonumber(ARGV[3])
   if size > 0 then
     redis.call('XADD', KEYS[2], 'MAXLEN', size, seq .. '-0', 'd', ARGV[2])
-    redis.call('PEXPIRE', KEYS[2], ARGV[4])
   end
 else
   local sub = redis.call('HINCRBY', KEYS[1], 'u', 1)
   local seq = tonumber(redis.call('HGET', KEYS[1], 's'))
   id = epoch .. ':' .. string.format('%012d', seq) .. '.' .. string.format('%012d', sub)
 end
+-- Any event keeps the room's history alive, like the in-memory log (the stream may not exist).
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SPUBLISH', ARGV[5], 'L' .. id .. '\\n' .. ARGV[2])
 return id
 `;
@@ -126,7 +127,7 @@ export class RedisBroker implements Broker {
     cmd.defineCommand('rtRedeliver', { numberOfKeys: 1, lua: REDELIVER_SCRIPT });
     this.cmd = cmd as unknown as Scripted;
     sub.on('smessage', (channel: string, message: string) => this.onMessage(channel, message));
-    this.offUp = this.redis.events.on('up', () => this.resynchronise());
+    this.offUp = this.redis.events.on('up', () => void this.resynchronise());
     // Keep active rooms' history alive: refresh their TTL a few times per TTL.
     const every = Math.max(100, Math.min(30_000, Math.floor(options.historyTtlMs / 4)));
     this.refreshTimer = setInterval(() => this.refreshActive(), every);
@@ -358,8 +359,16 @@ export class RedisBroker implements Broker {
   }
 
   /** After an outage: fill every subscribed room's gap, then publish what was queued meanwhile. */
-  private resynchronise(): void {
+  private async resynchronise(): Promise<void> {
     if (this.closed) return;
+    // ioredis re-subscribes on the subscriber connection as it comes back; a round trip there
+    // makes sure those subscriptions are in effect before the gaps are read from the streams,
+    // so nothing published in between can slip through unnoticed.
+    try {
+      await this.redis.sub.ping();
+    } catch {
+      return; // down again: the next `up` starts over
+    }
     for (const [roomId, room] of this.rooms) {
       if (room.last === null) {
         void this.head(roomId).then(

@@ -72,7 +72,10 @@ export class RedisConnections {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
+    // QUIT waits behind the offline queue, so only a ready connection gets one (a node told to
+    // stop during an outage must not hang); the others are simply dropped.
+    const quit = (client: Redis) => (client.status === 'ready' ? Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1000).unref())]) : Promise.resolve());
+    await Promise.allSettled([quit(this.cmd), quit(this.sub)]);
     this.cmd.disconnect();
     this.sub.disconnect();
   }
