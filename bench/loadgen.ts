@@ -113,9 +113,10 @@ let cpuMark: { usage: NodeJS.CpuUsage; at: bigint } | null = null;
 
 function createClient(spec: ConnSpec, token: string): BenchClient {
   const cfg = init!;
+  const urls = cfg.urls ?? [cfg.url];
   switch (cfg.target) {
     case 'realtime':
-      return new TrpcRawClient({ url: cfg.url, token }, spec, sink);
+      return new TrpcRawClient({ url: urls[(spec.node ?? 0) % urls.length]!, token }, spec, sink);
     case 'socketio':
       return new SocketIoClient(cfg.url, spec, sink);
     case 'ws':

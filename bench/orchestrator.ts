@@ -2,17 +2,19 @@
  * The benchmark orchestrator: for each target, workload and run it starts a fresh server process
  * (pinned to CPU 0) and fresh load-generator processes (pinned to the other CPUs), connects the
  * workload's clients, runs warm-up and measured phases, and collects server CPU per delivery,
- * latency, memory and the zero-loss/order verdict. `runBench` is what `npm run bench` and the
- * smoke test call.
+ * latency, memory and the zero-loss/order verdict. Workload G runs every cluster setup (one node;
+ * nodes over Redis) in each run, and also records what Redis did per published message.
+ * `runBench` is what `npm run bench` and the smoke test call.
  */
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Histogram, type SparseHistogram } from './lib/histogram.ts';
 import type { IpcChild } from './lib/ipc.ts';
-import { cpuBusyUs, cpuPlan, killAll, openFilesLimit, spawnChild } from './lib/proc.ts';
+import { cpuBusyUs, cpuPlan, openFilesLimit } from './lib/proc.ts';
+import { RedisWatch, type RedisDelta } from './lib/redis-stats.ts';
 import type { Counters, CpuSample, LoadgenInit, MemorySample, PhaseStats, RunArgs, RunResult, SendMode, Target, VerifyResult } from './lib/types.ts';
 import { checkStockIdentity, type IdentityResult } from './identity.ts';
-import { FULL, planFor, QUICK, type Plan, type Sizes, type Workload } from './workloads.ts';
+import { closeSession, openClusterSession, openSession, resetSession, type Session } from './sessions.ts';
+import { FULL, planFor, QUICK, REALTIME_ONLY, type ClusterSetup, type Plan, type Sizes, type Workload } from './workloads.ts';
 
 export interface BenchOptions {
   targets: Target[];
@@ -27,6 +29,8 @@ export interface BenchOptions {
   maxOtherCpuPct?: number;
   /** At most this many repeats per run (default 2). */
   maxRepeats?: number;
+  /** Redis for workload G (default: env REDIS_URL, else redis://127.0.0.1:6379). */
+  redisUrl?: string;
 }
 
 /** Everything that decides pass/fail for a run: nothing lost, nothing out of order. */
@@ -77,24 +81,9 @@ export interface BenchResult {
   openFilesLimit: number;
   cases: CaseResult[];
   identity: IdentityResult | null;
+  /** Workloads left out for a target, and why (G: not the realtime target, or Redis unreachable). */
+  skipped: Array<{ target: Target; workload: Workload; reason: string }>;
   notes: string[];
-}
-
-const SERVER_SCRIPTS: Record<Target, string> = {
-  realtime: 'servers/realtime.ts',
-  socketio: 'servers/socketio.ts',
-  ws: 'servers/ws.ts',
-};
-
-function urlFor(target: Target, port: number): string {
-  switch (target) {
-    case 'realtime':
-      return `ws://127.0.0.1:${port}/trpc`;
-    case 'socketio':
-      return `http://127.0.0.1:${port}`;
-    case 'ws':
-      return `ws://127.0.0.1:${port}`;
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,56 +125,129 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const maxRepeats = options.maxRepeats ?? 2;
   let repeats = 0;
   let identity: IdentityResult | null = null;
-  for (const target of options.targets) {
-    // Quick mode: one server and one set of load generators per target, reused by every workload.
-    const maxProcs = Math.max(...options.workloads.map((w) => planFor(w, sizes, nofile).procs.length));
-    const shared = options.quick ? await openSession(target, maxProcs) : null;
-    try {
-      if (target === 'realtime' && options.identity) {
-        say(`realtime · identity check: stock @trpc/client clients vs raw-frame clients`);
-        identity = await runIdentity(options.quick, shared);
-        say(`realtime · identity check: ${identity.ok ? 'identical' : 'DIFFERENT'} (${identity.events} events × ${identity.clients} clients)${identity.ok ? '' : `: ${identity.mismatches.join('; ')}`}`);
+  const skipped: BenchResult['skipped'] = [];
+  const redisUrl = options.redisUrl ?? (process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+  // Connected when G first needs it; null when Redis is unreachable (G is then skipped).
+  let redis: RedisWatch | null | undefined;
+  let redisProblem = '';
+  const redisFor = async (): Promise<RedisWatch | null> => {
+    if (redis !== undefined) return redis;
+    const watch = await RedisWatch.connect(redisUrl);
+    if (watch instanceof RedisWatch) {
+      redis = watch;
+      if (!watch.local) notes.push(`G: Redis at ${redactUrl(redisUrl)} does not run on this machine: its CPU is not on the bench's cores and is not subtracted from "other processes".`);
+    } else {
+      redis = null;
+      redisProblem = `Redis at ${redactUrl(redisUrl)} is not reachable (${watch.unreachable}); set REDIS_URL to a Redis 7 server to run it`;
+    }
+    return redis;
+  };
+  try {
+    for (const target of options.targets) {
+      const runnable = options.workloads.filter((w) => target === 'realtime' || !REALTIME_ONLY.includes(w));
+      for (const workload of options.workloads.filter((w) => !runnable.includes(w))) {
+        skipped.push({ target, workload, reason: 'it runs only against this service (cluster mode)' });
+        say(`${target} · ${workload} · skipped: it runs only against this service (cluster mode)`);
       }
-      for (const workload of options.workloads) {
-        const plan = planFor(workload, sizes, nofile);
-        if (workload === 'F' && plan.connections < sizes.F.total) {
-          const note = `F: ${plan.connections.toLocaleString('en-US')} connections instead of ${sizes.F.total.toLocaleString('en-US')}: the hard open-files limit is ${nofile} per process and one server process holds every socket.`;
-          if (!notes.includes(note)) notes.push(note);
+      if (runnable.length === 0) continue;
+      // Quick mode: one server and one set of load generators per target, reused by every workload.
+      const maxProcs = Math.max(...runnable.map((w) => planFor(w, sizes, nofile).procs.length));
+      const shared = options.quick ? await openSession(target, maxProcs) : null;
+      // Quick mode: G's nodes start (seconds each) while the identity check and A–F run.
+      const prespawned = new Map<string, Promise<Session>>();
+      if (shared && runnable.includes('G') && (await redisFor())) {
+        for (const setup of sizes.G.setups.filter((x) => x.redis)) {
+          const opening = openClusterSession({ setup, redisUrl, loadgenCount: 0, lend: shared, cpus: null });
+          opening.catch(() => undefined); // reported when G takes it
+          prespawned.set(setup.label, opening);
         }
-        for (let run = 1; run <= options.runs; run += 1) {
-          for (let attempt = 0; ; attempt += 1) {
-            const label = `${target} · ${workload} · run ${run}/${options.runs}${attempt ? ` (repeat ${attempt})` : ''}`;
-            const session = shared ?? (await openSession(target, plan.procs.length));
-            let repeat = false;
-            try {
-              const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`) }, session);
-              // A busy neighbour on our cores spoils latency and throughput: measure again (a few times at most).
-              const other = Math.max(...outcome.map((v) => v.metrics.otherCpuPct ?? 0));
-              if (other > maxOtherCpuPct && attempt < maxRepeats) {
-                repeat = true;
-                repeats += 1;
-                say(`${label} · other processes took ${other.toFixed(0)} % of a core on the bench's CPUs: repeating this run`);
-              } else {
-                for (const v of outcome) caseFor(target, workload, v.variant, describePlan(plan)).runs.push({ metrics: v.metrics, checks: v.checks });
-                say(`${label} · done: ${summarizeChecks(outcome[0]!.checks)}`);
+      }
+      try {
+        if (target === 'realtime' && options.identity) {
+          say(`realtime · identity check: stock @trpc/client clients vs raw-frame clients`);
+          identity = await runIdentity(options.quick, shared);
+          say(`realtime · identity check: ${identity.ok ? 'identical' : 'DIFFERENT'} (${identity.events} events × ${identity.clients} clients)${identity.ok ? '' : `: ${identity.mismatches.join('; ')}`}`);
+        }
+        for (const workload of runnable) {
+          const plan = planFor(workload, sizes, nofile);
+          if (workload === 'F' && plan.connections < sizes.F.total) {
+            const note = `F: ${plan.connections.toLocaleString('en-US')} connections instead of ${sizes.F.total.toLocaleString('en-US')}: the hard open-files limit is ${nofile} per process and one server process holds every socket.`;
+            if (!notes.includes(note)) notes.push(note);
+          }
+          const watch = workload === 'G' ? await redisFor() : null;
+          if (workload === 'G' && !watch) {
+            skipped.push({ target, workload, reason: redisProblem });
+            say(`${target} · ${workload} · skipped: ${redisProblem}`);
+            continue;
+          }
+          // G measures every setup in each run (interleaved, so drift hits them alike); the others one.
+          const setups: Array<ClusterSetup | null> = workload === 'G' ? [...sizes.G.setups] : [null];
+          for (let run = 1; run <= options.runs; run += 1) {
+            for (const setup of setups) {
+              for (let attempt = 0; ; attempt += 1) {
+                const label = `${target} · ${workload}${setup ? ` · ${setup.label}` : ''} · run ${run}/${options.runs}${attempt ? ` (repeat ${attempt})` : ''}`;
+                const variant = setup?.label ?? '';
+                let session: Session | null = null;
+                let repeat = false;
+                try {
+                  const early = setup ? prespawned.get(setup.label) : undefined;
+                  if (setup) prespawned.delete(setup.label);
+                  session = setup
+                    ? await (early ?? openClusterSession({ setup, redisUrl, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
+                    : (shared ?? (await openSession(target, plan.procs.length)));
+                  const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`), redis: session.cluster ? watch : null }, session);
+                  // A busy neighbour on our cores spoils latency and throughput, and someone else's Redis
+                  // traffic the per-message Redis figures: measure again (a few times at most).
+                  const other = Math.max(...outcome.map((v) => v.metrics.otherCpuPct ?? 0));
+                  const redisClients = Math.max(...outcome.map((v) => Math.max(v.metrics.floodRedisForeignClients ?? 0, v.metrics.rateRedisForeignClients ?? 0)));
+                  const disturbed =
+                    other > maxOtherCpuPct
+                      ? `other processes took ${other.toFixed(0)} % of a core on the bench's CPUs`
+                      : redisClients > 0 && !options.quick
+                        ? `${redisClients} other Redis client(s) issued commands during a measured phase`
+                        : null;
+                  if (disturbed && attempt < maxRepeats) {
+                    repeat = true;
+                    repeats += 1;
+                    say(`${label} · ${disturbed}: repeating this run`);
+                  } else {
+                    for (const v of outcome) caseFor(target, workload, setup ? variant : v.variant, describePlan(plan)).runs.push({ metrics: v.metrics, checks: v.checks });
+                    say(`${label} · done: ${summarizeChecks(outcome[0]!.checks)}`);
+                  }
+                } catch (error) {
+                  const message = error instanceof Error ? error.message : String(error);
+                  say(`${label} · FAILED: ${message}`);
+                  caseFor(target, workload, variant, describePlan(plan)).errors.push(`run ${run}: ${message}`);
+                } finally {
+                  if (session === null || session === shared) {
+                    if (shared) await resetSession(shared);
+                  } else await closeSession(session);
+                  if (session?.cluster && watch) {
+                    const { prefix } = session.cluster;
+                    await watch.removeKeys(prefix).then(
+                      (removed) => say(`${label} · removed ${removed} Redis key(s) under ${prefix}`),
+                      (error: unknown) => say(`${label} · could not remove the Redis keys under ${prefix}: ${error instanceof Error ? error.message : String(error)}`),
+                    );
+                  }
+                }
+                if (!repeat) break;
               }
-            } catch (error) {
-              const message = error instanceof Error ? error.message : String(error);
-              say(`${label} · FAILED: ${message}`);
-              caseFor(target, workload, '', describePlan(plan)).errors.push(`run ${run}: ${message}`);
-            } finally {
-              if (shared) await resetSession(shared);
-              else await closeSession(session);
             }
-            if (!repeat) break;
           }
         }
+      } finally {
+        for (const opening of prespawned.values()) await opening.then(closeSession, () => undefined);
+        if (shared) await closeSession(shared);
       }
-    } finally {
-      if (shared) await closeSession(shared);
+    }
+  } finally {
+    // Every prefix this process used starts with bench:<pid>- (also those of sessions that failed to start).
+    if (redis) {
+      await redis.removeKeys(`bench:${process.pid}-`).catch(() => 0);
+      redis.close();
     }
   }
-  if (repeats > 0) notes.push(`${repeats} run(s) were measured again because other processes took more than ${maxOtherCpuPct} % of a core on the bench's CPUs (at most ${maxRepeats} repeats per run; the last attempt counts).`);
+  if (repeats > 0) notes.push(`${repeats} run(s) were measured again because other processes took more than ${maxOtherCpuPct} % of a core on the bench's CPUs${options.workloads.includes('G') ? ' or (G) other Redis clients issued commands during a measured phase' : ''} (at most ${maxRepeats} repeats per run; the last attempt counts).`);
   const finished = Date.now();
   say(`bench finished in ${((finished - t0) / 1000).toFixed(0)} s`);
   return {
@@ -202,8 +264,20 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     openFilesLimit: nofile,
     cases: [...cases.values()],
     identity,
+    skipped,
     notes,
   };
+}
+
+/** The URL without a password, for logs and reports. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return 'REDIS_URL';
+  }
 }
 
 /** CPU used by other processes over the next second, in % of one core (NaN without /proc/stat). */
@@ -244,49 +318,14 @@ async function runIdentity(quick: boolean, shared: Session | null): Promise<Iden
   }
 }
 
-/** A target server and its load generators. */
-interface Session {
-  target: Target;
-  server: IpcChild;
-  loadgens: IpcChild[];
-  url: string;
-  secret: string;
-  base: bigint;
-}
-
-async function openSession(target: Target, loadgenCount: number, serverCpus: string | null = cpuPlan().server): Promise<Session> {
-  const pins = cpuPlan();
-  const secret = randomBytes(32).toString('base64url');
-  const base = process.hrtime.bigint();
-  const server = spawnChild({ name: `server(${target})`, script: SERVER_SCRIPTS[target], cpus: serverCpus, env: { BENCH_SECRET: secret }, heapMb: 8192 });
-  const loadgens = Array.from({ length: loadgenCount }, (_, i) => spawnChild({ name: `loadgen${i}`, script: 'loadgen.ts', cpus: pins.loadgen, heapMb: 6144 }));
-  try {
-    const [{ port }] = await Promise.all([server.waitEvent<{ port: number }>('ready'), ...loadgens.map((l) => l.waitEvent('ready'))]);
-    return { target, server, loadgens, url: urlFor(target, port), secret, base };
-  } catch (error) {
-    await killAll([server, ...loadgens]);
-    throw error;
-  }
-}
-
-/** Drops every connection and forgets every counter, for the next workload on the same server. */
-async function resetSession(session: Session): Promise<void> {
-  if (!session.server.alive) return;
-  await Promise.all(session.loadgens.map((l) => l.request('reset')));
-  const deadline = Date.now() + 10_000;
-  while ((await session.server.request<number>('connections')) > 0 && Date.now() < deadline) await sleep(20);
-}
-
-async function closeSession(session: Session): Promise<void> {
-  await killAll([session.server, ...session.loadgens]);
-}
-
 interface RunContext {
   target: Target;
   workload: Workload;
   plan: Plan;
   sizes: Sizes;
   say: (m: string) => void;
+  /** Nodes over Redis (G): what Redis did is measured around every measured phase. */
+  redis?: RedisWatch | null;
 }
 
 interface VariantOutcome {
@@ -298,10 +337,10 @@ interface VariantOutcome {
 /** One run: fresh server and load generators, connect, phases, verify, tear down. */
 async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcome[]> {
   const { target, workload, plan, sizes, say } = ctx;
-  const { server } = session;
+  const { server, servers } = session;
   const loadgens = session.loadgens.slice(0, plan.procs.length);
   {
-    const init: LoadgenInit = { target, url: session.url, secret: session.secret, base: session.base.toString(), ackMode: plan.ackMode };
+    const init: LoadgenInit = { target, url: session.url, urls: session.urls, secret: session.secret, base: session.base.toString(), ackMode: plan.ackMode };
     await Promise.all(loadgens.map((l) => l.request('init', init)));
 
     let baseline: MemorySample | null = null;
@@ -310,10 +349,11 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
     // ---- connect: receivers first (senders' process last), in batches.
     const setupStart = Date.now();
     const connectFailures = await connectAll(loadgens, plan, sizes.connectBatch, say);
-    await quiesce({ server, loadgens, pollMs: sizes.settlePollMs }, say);
+    await quiesce({ servers, loadgens, pollMs: sizes.settlePollMs }, say);
     const setupS = (Date.now() - setupStart) / 1000;
     const senderProcs = loadgens.filter((_, i) => plan.procs[i]!.some((c) => c.sender));
-    const phases = new PhaseRunner({ server, loadgens, senderProcs, plan, say });
+    const redis = ctx.redis && session.cluster ? { watch: ctx.redis, clientNamePrefix: session.cluster.clientNamePrefix } : null;
+    const phases = new PhaseRunner({ servers, loadgens, senderProcs, plan, say, redis });
 
     const outcomes: Array<{ variant: string; metrics: Record<string, number> }> = [];
     switch (workload) {
@@ -414,6 +454,40 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
         });
         break;
       }
+      case 'G': {
+        // A's flood for deliveries/s, then B's fixed rate on the same connections for latency.
+        const { window, rate } = sizes.G;
+        await phases.run({ mode: 'flood', durationMs: sizes.warmupMs, window, maxMessages: sizes.maxMessages }, false);
+        const flood = await phases.run({ mode: 'flood', durationMs: sizes.measureMs, window, maxMessages: sizes.maxMessages }, true);
+        await phases.run({ mode: 'rate', durationMs: sizes.warmupMs, rate, maxMessages: sizes.maxMessages }, false);
+        const fixed = await phases.run({ mode: 'rate', durationMs: sizes.measureMs, rate, maxMessages: sizes.maxMessages }, true);
+        outcomes.push({
+          variant: '',
+          metrics: {
+            nodes: servers.length,
+            deliveriesPerSec: flood.deliveries / flood.wallS,
+            msgsPerSec: flood.sent / flood.wallS,
+            cpuUsPerDelivery: flood.serverCpuUs / flood.deliveries,
+            serverCpuPct: flood.serverCpuPct,
+            loadgenCpuPct: flood.loadgenCpuPct,
+            floodP50Ms: flood.latency.quantile(0.5) / 1000,
+            floodP99Ms: flood.latency.quantile(0.99) / 1000,
+            p50Ms: fixed.latency.quantile(0.5) / 1000,
+            p95Ms: fixed.latency.quantile(0.95) / 1000,
+            p99Ms: fixed.latency.quantile(0.99) / 1000,
+            maxMs: fixed.latency.quantile(1) / 1000,
+            rateCpuUsPerDelivery: fixed.serverCpuUs / fixed.deliveries,
+            rateServerCpuPct: fixed.serverCpuPct,
+            rateLoadgenCpuPct: fixed.loadgenCpuPct,
+            achievedRate: fixed.issueRate,
+            otherCpuPct: Math.max(flood.foreignCpuPct, fixed.foreignCpuPct),
+            ...(flood.redis && redisMetrics('flood', flood.redis, flood)),
+            ...(fixed.redis && redisMetrics('rate', fixed.redis, fixed)),
+            setupS,
+          },
+        });
+        break;
+      }
     }
 
     // ---- verify: every receiver got every message of its room from every sender, in order.
@@ -486,19 +560,19 @@ async function connectAll(loadgens: IpcChild[], plan: Plan, batch: number, say: 
   return failures;
 }
 
-/** Waits until the join traffic has settled: no new frames and an idle server. */
-async function quiesce({ server, loadgens, pollMs }: { server: IpcChild; loadgens: IpcChild[]; pollMs: number }, say: (m: string) => void): Promise<void> {
+/** Waits until the join traffic has settled: no new frames and idle server nodes. */
+async function quiesce({ servers, loadgens, pollMs }: { servers: IpcChild[]; loadgens: IpcChild[]; pollMs: number }, say: (m: string) => void): Promise<void> {
   let last = -1;
   let stable = 0;
   const deadline = Date.now() + 300_000;
   let lastPrint = Date.now();
   while (Date.now() < deadline) {
-    await server.request('cpuMark');
+    await Promise.all(servers.map((s) => s.request('cpuMark')));
     await sleep(pollMs);
-    const cpu = await server.request<CpuSample>('cpu');
+    const cpus = await Promise.all(servers.map((s) => s.request<CpuSample>('cpu')));
     const counters = await Promise.all(loadgens.map((l) => l.request<Counters>('counters')));
     const frames = sum(counters.map((c) => c.frames));
-    const busy = (cpu.userUs + cpu.systemUs) / cpu.wallUs;
+    const busy = sum(cpus.map((cpu) => cpu.userUs + cpu.systemUs)) / cpus[0]!.wallUs;
     if (frames === last && busy < 0.1) {
       stable += 1;
       if (stable >= 2) return;
@@ -531,6 +605,42 @@ interface PhaseOutcome {
   reportTime: Histogram | null;
   acked: number;
   expectedAcks: number;
+  /** Nodes over Redis: what the Redis server did over [start of sending, end of drain]. */
+  redis: RedisDelta | null;
+}
+
+interface PhaseRunnerParts {
+  servers: IpcChild[];
+  loadgens: IpcChild[];
+  senderProcs: IpcChild[];
+  plan: Plan;
+  say: (m: string) => void;
+  /** Nodes over Redis: snapshot Redis around measured phases; its clients are named with this prefix. */
+  redis: { watch: RedisWatch; clientNamePrefix: string } | null;
+}
+
+/** Redis commands whose calls per message the report shows by name (the rest are in the JSON). */
+export const MAIN_REDIS_COMMANDS = ['evalsha', 'spublish', 'xadd', 'hincrby', 'hset', 'hget', 'pexpire'] as const;
+
+/**
+ * What Redis did per published message in one measured phase, as metrics prefixed by the phase
+ * (`flood…`, `rate…`): every command's calls per message (commands inside the Lua script
+ * included), their total, Redis CPU per 1000 messages and in % of a core.
+ */
+function redisMetrics(phase: 'flood' | 'rate', redis: RedisDelta, m: PhaseOutcome): Record<string, number> {
+  const msgs = Math.max(1, m.sent);
+  const out: Record<string, number> = {
+    [`${phase}RedisCallsPerMsg`]: redis.totalCalls / msgs,
+    [`${phase}RedisCpuMsPer1000Msgs`]: redis.cpuUs / msgs,
+    [`${phase}RedisCpuPct`]: (100 * redis.cpuUs) / 1e6 / m.wallS,
+    [`${phase}RedisForeignClients`]: redis.foreignClients,
+    [`${phase}Msgs`]: m.sent,
+  };
+  for (const name of MAIN_REDIS_COMMANDS) out[`${phase}Redis_${name}PerMsg`] = (redis.calls[name] ?? 0) / msgs;
+  for (const [name, calls] of Object.entries(redis.calls)) {
+    if (!(MAIN_REDIS_COMMANDS as readonly string[]).includes(name)) out[`${phase}Redis_${name}PerMsg`] = calls / msgs;
+  }
+  return out;
 }
 
 class PhaseRunner {
@@ -541,14 +651,15 @@ class PhaseRunner {
   notDelivered = 0;
   readonly problems: string[] = [];
 
-  private readonly server: IpcChild;
+  private readonly servers: IpcChild[];
   private readonly loadgens: IpcChild[];
   private readonly senderProcs: IpcChild[];
   private readonly plan: Plan;
   private readonly say: (m: string) => void;
+  private readonly redis: PhaseRunnerParts['redis'];
 
-  constructor(parts: { server: IpcChild; loadgens: IpcChild[]; senderProcs: IpcChild[]; plan: Plan; say: (m: string) => void }) {
-    ({ server: this.server, loadgens: this.loadgens, senderProcs: this.senderProcs, plan: this.plan, say: this.say } = parts);
+  constructor(parts: PhaseRunnerParts) {
+    ({ servers: this.servers, loadgens: this.loadgens, senderProcs: this.senderProcs, plan: this.plan, say: this.say, redis: this.redis } = parts);
   }
 
   async run(args: { mode: SendMode; durationMs: number; rate?: number; window?: number; maxMessages?: number | undefined }, measured: boolean): Promise<PhaseOutcome> {
@@ -562,7 +673,8 @@ class PhaseRunner {
       ...(args.maxMessages !== undefined && { maxMessages: args.maxMessages }),
     };
     if (measured) this.say(`measuring ${args.durationMs} ms (${args.mode}${args.rate ? ` ${args.rate} msgs/s` : ''})`);
-    await Promise.all([this.server.request('cpuMark'), ...this.loadgens.map((l) => l.request('cpuMark'))]);
+    const redisBefore = measured && this.redis ? await this.redis.watch.snapshot() : null;
+    await Promise.all([...this.servers.map((s) => s.request('cpuMark')), ...this.loadgens.map((l) => l.request('cpuMark'))]);
     const busyBefore = cpuBusyUs();
     const selfBefore = process.cpuUsage();
     const start = process.hrtime.bigint();
@@ -580,9 +692,12 @@ class PhaseRunner {
     }
     const deliveries = await this.drain(phase, expected);
     const wallS = Number(process.hrtime.bigint() - start) / 1e9;
-    const [serverCpu, ...loadCpu] = await Promise.all([this.server.request<CpuSample>('cpu'), ...this.loadgens.map((l) => l.request<CpuSample>('cpu'))]);
+    const [serverCpus, loadCpu] = await Promise.all([Promise.all(this.servers.map((s) => s.request<CpuSample>('cpu'))), Promise.all(this.loadgens.map((l) => l.request<CpuSample>('cpu')))]);
     const busyAfter = cpuBusyUs();
     const self = process.cpuUsage(selfBefore);
+    const redis = redisBefore && this.redis ? await this.redis.watch.since(redisBefore, { ourNames: [this.redis.clientNamePrefix], sinceS: Math.ceil(wallS) + 1 }) : null;
+    // The nodes together, over the first node's window (they are marked and read together).
+    const serverCpu: CpuSample = { userUs: sum(serverCpus.map((c) => c.userUs)), systemUs: sum(serverCpus.map((c) => c.systemUs)), wallUs: serverCpus[0]!.wallUs };
     const stats = await Promise.all(this.loadgens.map((l) => l.request<PhaseStats>('phaseStats', { phase })));
     const latency = new Histogram();
     for (const s of stats) latency.merge(s.latency);
@@ -596,14 +711,16 @@ class PhaseRunner {
       acked += r.acked ?? 0;
       expectedAcks += r.expected ?? 0;
     }
-    const serverCpuUs = serverCpu!.userUs + serverCpu!.systemUs;
+    const serverCpuUs = serverCpu.userUs + serverCpu.systemUs;
     const loadUs = sum(loadCpu.map((c) => c.userUs + c.systemUs));
     const issueRate = sum(results.map((r) => (r.issued > 1 && r.issueSpanMs > 0 ? ((r.issued - 1) * 1000) / r.issueSpanMs : 0)));
-    // Busy time on all CPUs we use, minus what the server, the load generators and this process used: someone else's.
+    // Busy time on all CPUs we use, minus what the server(s), the load generators, this process
+    // and (G, when it runs here) the Redis server used: someone else's.
     const pins = cpuPlan();
     const ours = pins.server === null ? [...busyAfter.keys()] : [Number(pins.server), ...pins.loadgen!.split(',').map(Number)];
     const busy = sum(ours.map((c) => (busyAfter.get(c) ?? 0) - (busyBefore.get(c) ?? 0)));
-    const foreignCpuPct = busyAfter.size ? Math.max(0, (100 * (busy - serverCpuUs - loadUs - self.user - self.system)) / serverCpu!.wallUs) : Number.NaN;
+    const redisLocalUs = redis && this.redis?.watch.local ? redis.cpuUs : 0;
+    const foreignCpuPct = busyAfter.size ? Math.max(0, (100 * (busy - serverCpuUs - loadUs - self.user - self.system - redisLocalUs)) / serverCpu.wallUs) : Number.NaN;
     const outcome: PhaseOutcome = {
       foreignCpuPct,
       deliveries,
@@ -613,18 +730,20 @@ class PhaseRunner {
       wallS,
       sendWallS,
       serverCpuUs,
-      serverKernelShare: serverCpu!.systemUs / Math.max(1, serverCpuUs),
-      serverCpuPct: (100 * serverCpuUs) / serverCpu!.wallUs,
-      loadgenCpuPct: (100 * loadUs) / serverCpu!.wallUs,
+      serverKernelShare: serverCpu.systemUs / Math.max(1, serverCpuUs),
+      serverCpuPct: (100 * serverCpuUs) / serverCpu.wallUs,
+      loadgenCpuPct: (100 * loadUs) / serverCpu.wallUs,
       latency,
       reportTime,
       acked,
       expectedAcks,
+      redis,
     };
     if (measured) {
       this.say(
         `${sent.toLocaleString('en-US')} messages, ${deliveries.toLocaleString('en-US')} deliveries in ${wallS.toFixed(2)} s; server CPU ${outcome.serverCpuPct.toFixed(0)} %, ` +
-          `${(serverCpuUs / Math.max(1, args.mode === 'ack' ? acked : deliveries)).toFixed(2)} µs/delivery; load-gen CPU ${outcome.loadgenCpuPct.toFixed(0)} %; other processes ${foreignCpuPct.toFixed(0)} %; p50 ${(latency.quantile(0.5) / 1000).toFixed(2)} ms, p99 ${(latency.quantile(0.99) / 1000).toFixed(2)} ms`,
+          `${(serverCpuUs / Math.max(1, args.mode === 'ack' ? acked : deliveries)).toFixed(2)} µs/delivery; load-gen CPU ${outcome.loadgenCpuPct.toFixed(0)} %; other processes ${foreignCpuPct.toFixed(0)} %; p50 ${(latency.quantile(0.5) / 1000).toFixed(2)} ms, p99 ${(latency.quantile(0.99) / 1000).toFixed(2)} ms` +
+          (redis ? `; Redis ${(redis.totalCalls / Math.max(1, sent)).toFixed(2)} commands/msg, CPU ${(redis.cpuUs / 1000 / Math.max(1, sent) * 1000).toFixed(1)} ms per 1000 msgs (${((100 * redis.cpuUs) / 1e6 / wallS).toFixed(0)} % of a core)${redis.foreignClients ? `, ${redis.foreignClients} other client(s) busy` : ''}` : ''),
       );
     }
     return outcome;

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { REPO_ROOT } from './lib/proc.ts';
 import { TARGET_LABELS, TARGETS, type Target } from './lib/types.ts';
-import { checksPassed, summarizeChecks, type BenchResult, type CaseResult } from './orchestrator.ts';
-import type { Workload } from './workloads.ts';
+import { checksPassed, MAIN_REDIS_COMMANDS, summarizeChecks, type BenchResult, type CaseResult } from './orchestrator.ts';
+import { CLUSTER_SETUPS, type Workload } from './workloads.ts';
 
 export interface Environment {
   date: string;
@@ -153,6 +153,8 @@ function title(w: Workload, s: BenchResult['sizes'], result: BenchResult): strin
       const conns = result.cases.find((c) => c.workload === 'F' && c.runs.length > 0)?.runs[0]?.metrics.connections ?? s.F.total;
       return `F — ${n(conns)} connections on one node, one hot room of ${n(s.F.hotReceivers)} at ${s.F.rate} msgs/s`;
     }
+    case 'G':
+      return `G — cluster fan-out: one room of ${n(s.G.receivers)} over two nodes sharing it through Redis, against one node`;
   }
 }
 
@@ -189,6 +191,7 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
     );
   }
   for (const note of result.notes) out.push(`- **Note:** ${note}`);
+  for (const skip of result.skipped) out.push(`- **Skipped:** ${skip.workload} for ${TARGET_LABELS[skip.target]}: ${skip.reason}.`);
   out.push('');
   if (result.identity) {
     const i = result.identity;
@@ -269,6 +272,9 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
           ),
         );
         break;
+      case 'G':
+        out.push(clusterSection(result));
+        break;
     }
     if (result.cases.some((c) => c.workload === w && saturated(c, result.loadgenCores))) {
       out.push('');
@@ -286,6 +292,64 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
     for (const f of failures) out.push(`- ${f}`);
     out.push('');
   }
+  return out.join('\n');
+}
+
+/** G: throughput and latency per setup, then what Redis did per published message. */
+function clusterSection(result: BenchResult): string {
+  const s = result.sizes;
+  const out: string[] = [];
+  const setups = CLUSTER_SETUPS.filter((x) => find(result, 'realtime', 'G', x.label));
+  out.push(
+    table(
+      ['setup', 'deliveries/s', 'msgs/s', 'node CPU µs / delivery', 'node CPU %', 'load-gen CPU %', 'flood p99 ms', `p50 ms at ${s.G.rate}/s`, `p99 ms at ${s.G.rate}/s`, `max ms at ${s.G.rate}/s`, `node CPU µs / delivery at ${s.G.rate}/s`, 'zero loss & order'],
+      setups.map((x) => {
+        const c = find(result, 'realtime', 'G', x.label);
+        return [x.label, cell(c, 'deliveriesPerSec'), cell(c, 'msgsPerSec'), cell(c, 'cpuUsPerDelivery'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), cell(c, 'floodP99Ms'), cell(c, 'p50Ms'), cell(c, 'p99Ms'), cell(c, 'maxMs'), cell(c, 'rateCpuUsPerDelivery'), checkCell(c)];
+      }),
+    ),
+  );
+  out.push('');
+  const base = find(result, 'realtime', 'G', CLUSTER_SETUPS[0]!.label);
+  const ratios = setups.slice(1).flatMap((x) => {
+    const c = find(result, 'realtime', 'G', x.label);
+    if (!c || !base || c.runs.length === 0 || base.runs.length === 0) return [];
+    const r = (key: string) => fmt(metricSummary(c, key).median / metricSummary(base, key).median);
+    return [`${x.label}: ${r('deliveriesPerSec')}× the deliveries/s, ${r('cpuUsPerDelivery')}× the node CPU per delivery, ${r('p99Ms')}× the p99 at ${s.G.rate}/s`];
+  });
+  if (ratios.length) out.push(`Against ${CLUSTER_SETUPS[0]!.label} (medians): ${ratios.join('; ')}.`, '');
+  const redisRows: string[][] = [];
+  for (const x of setups.filter((y) => y.redis)) {
+    const c = find(result, 'realtime', 'G', x.label);
+    for (const phase of ['flood', 'rate'] as const) {
+      redisRows.push([
+        x.label,
+        phase === 'flood' ? 'flood' : `${s.G.rate} msgs/s`,
+        cell(c, `${phase}Msgs`),
+        cell(c, `${phase}RedisCallsPerMsg`),
+        ...MAIN_REDIS_COMMANDS.map((name) => cell(c, `${phase}Redis_${name}PerMsg`)),
+        cell(c, `${phase}RedisCpuMsPer1000Msgs`),
+        cell(c, `${phase}RedisCpuPct`),
+      ]);
+    }
+  }
+  if (redisRows.length) {
+    out.push('**Redis per published message** (`INFO commandstats` and `INFO cpu` read before and after each measured phase; the bench\'s own INFO and CLIENT LIST left out):');
+    out.push('');
+    out.push(table(['setup', 'phase', 'messages', 'commands / msg (all)', ...MAIN_REDIS_COMMANDS.map((n) => `${n} / msg`), 'Redis CPU ms / 1000 msgs', 'Redis CPU %'], redisRows));
+    out.push('');
+    const foreign = result.cases.filter((c) => c.workload === 'G').flatMap((c) => c.runs.map((r) => Math.max(r.metrics.floodRedisForeignClients ?? 0, r.metrics.rateRedisForeignClients ?? 0)));
+    out.push(
+      '"All" counts every command Redis executed, those the publish script runs inside EVALSHA included (HGET, HINCRBY, HSET, XADD, PEXPIRE ×2, SPUBLISH per stored message) and the nodes\' background work (heartbeats every second, history TTL refreshes) spread over the phase\'s messages — which is why the fixed-rate phase, with fewer messages, shows more per message. ' +
+        'Redis CPU is `used_cpu_user + used_cpu_sys` of the server process; per-command breakdowns of every command are in the JSON (`…Redis_<command>PerMsg`).' +
+        (Math.max(0, ...foreign) > 0 ? ` **Other Redis clients were busy during ${foreign.filter((f) => f > 0).length} run(s)**: their commands are in these counts.` : ' No other Redis client issued commands during the measured phases.'),
+    );
+    out.push('');
+  }
+  out.push(
+    'Every node is pinned to the server CPU, as the single node is, so the nodes share one core between them; Redis runs unpinned and shares the machine with them and the load generators. ' +
+      'Node CPU is the sum over the nodes. Each node receives every message of the room from Redis (one SPUBLISH, delivered to each subscribed node) and fans it out to its own members; the sender\'s own node also gets it back through Redis, so latency includes the Redis round trip on both nodes.',
+  );
   return out.join('\n');
 }
 

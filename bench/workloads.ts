@@ -1,10 +1,10 @@
 /**
- * The workloads (A–F) and their sizes, full and quick, and how each one's connections are
- * spread over load-generator processes.
+ * The workloads (A–G) and their sizes, full and quick, and how each one's connections are
+ * spread over load-generator processes (and, for G, over server nodes).
  */
 import type { ConnSpec } from './lib/types.ts';
 
-export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F'] as const;
+export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F', 'G'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -26,7 +26,28 @@ export interface Sizes {
   D: { rooms: number; perRoom: number; senders: number; window: number };
   E: { receivers: number; concurrency: number };
   F: { total: number; hotReceivers: number; idlePerRoom: number; rate: number };
+  /** Cluster fan-out: one room split over the nodes, one sender per node; A's flood, then B's fixed rate. */
+  G: { receivers: number; window: number; rate: number; setups: readonly ClusterSetup[] };
 }
+
+/** Workloads only the realtime target runs (the others have no cluster mode here). */
+export const REALTIME_ONLY: readonly Workload[] = ['G'];
+
+/** One server setup G is measured on; every run measures all of them, in this order. */
+export interface ClusterSetup {
+  /** Shown as the case's variant. */
+  label: string;
+  nodes: number;
+  /** Nodes share rooms over Redis (REDIS_URL); without it, one node with the in-process broker. */
+  redis: boolean;
+}
+
+const ONE_NODE: ClusterSetup = { label: '1 node', nodes: 1, redis: false };
+const ONE_NODE_REDIS: ClusterSetup = { label: '1 node over Redis', nodes: 1, redis: true };
+const TWO_NODES_REDIS: ClusterSetup = { label: '2 nodes over Redis', nodes: 2, redis: true };
+
+/** Every setup, in report order; the first is the baseline the others are compared with. */
+export const CLUSTER_SETUPS: readonly ClusterSetup[] = [ONE_NODE, ONE_NODE_REDIS, TWO_NODES_REDIS];
 
 export const FULL: Sizes = {
   warmupMs: 1000,
@@ -41,6 +62,7 @@ export const FULL: Sizes = {
   D: { rooms: 100, perRoom: 10, senders: 10, window: 4 },
   E: { receivers: 1000, concurrency: 4 },
   F: { total: 20_000, hotReceivers: 1000, idlePerRoom: 10, rate: 100 },
+  G: { receivers: 1000, window: 8, rate: 100, setups: CLUSTER_SETUPS },
 };
 
 export const QUICK: Sizes = {
@@ -57,6 +79,8 @@ export const QUICK: Sizes = {
   D: { rooms: 5, perRoom: 4, senders: 2, window: 2 },
   E: { receivers: 20, concurrency: 2 },
   F: { total: 200, hotReceivers: 20, idlePerRoom: 10, rate: 100 },
+  // Quick: the baseline and the two nodes only (each realtime node takes seconds to start).
+  G: { receivers: 20, window: 2, rate: 100, setups: [ONE_NODE, TWO_NODES_REDIS] },
 };
 
 export interface Plan {
@@ -157,6 +181,25 @@ export function planFor(workload: Workload, sizes: Sizes, maxOpenFiles: number):
         rooms,
         ackMode: false,
         description: `${total.toLocaleString('en-US')} connections: one hot room of ${hotReceivers} receivers at ${rate} msgs/s, the rest idle in rooms of ${idlePerRoom}`,
+      };
+    }
+    case 'G': {
+      // Connections alternate between node 0 and node 1 (one node: all on it), so each node holds
+      // half the receivers and one of the two senders; both senders are members of the room.
+      const { receivers, window, rate } = sizes.G;
+      const room = 'g-room';
+      const recv: ConnSpec[] = Array.from({ length: receivers }, (_, i) => ({ i, user: `g-u${i}`, room, node: i % 2 }));
+      const send: ConnSpec[] = [0, 1].map((s) => ({ i: receivers + s, user: `g-sender${s}`, room, node: s, sender: { index: s, rooms: [room] } }));
+      return {
+        procs: [send, ...spread(recv, sizes.receiverProcs)],
+        // Every receiver, plus the other sender (a sender does not get its own messages).
+        recipients: new Map([[room, receivers + send.length - 1]]),
+        connections: receivers + send.length,
+        rooms: 1,
+        ackMode: false,
+        description:
+          `one room of ${receivers} receivers plus 2 senders (members), split evenly over the nodes with one sender on each: ` +
+          `flood with ${window} sends in flight per sender (deliveries/s), then ${rate} msgs/s from both together (latency)`,
       };
     }
   }

@@ -9,10 +9,11 @@ import { WORKLOADS } from '../bench/workloads.ts';
  * and a few dozen messages, in separate server and load-generator processes exactly as
  * `npm run bench` runs them. No thresholds: it proves the bench runs, that nothing is lost or
  * reordered, and that stock @trpc/client clients see exactly the events the raw-frame
- * benchmark clients see. The full bench stays out of CI.
+ * benchmark clients see. The full bench stays out of CI. G (two nodes over Redis) runs when
+ * Redis answers at REDIS_URL (default redis://127.0.0.1:6379) and is reported as skipped when not.
  */
 describe('bench smoke run', () => {
-  it('runs workloads A–F on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
+  it('runs workloads A–G on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
     const lines: string[] = [];
     const result = await runBench({ targets: ['realtime'], workloads: [...WORKLOADS], runs: 1, quick: true, identity: true, log: (l) => lines.push(l) });
 
@@ -22,7 +23,9 @@ describe('bench smoke run', () => {
     expect(result.identity!.events).toBeGreaterThan(20);
 
     const workloadsRun = new Set(result.cases.map((c) => c.workload));
-    expect([...workloadsRun].sort()).toEqual([...WORKLOADS]);
+    const clusterSkipped = result.skipped.some((s) => s.workload === 'G');
+    expect([...workloadsRun].sort()).toEqual(WORKLOADS.filter((w) => w !== 'G' || !clusterSkipped));
+    if (clusterSkipped) expect(result.skipped.find((s) => s.workload === 'G')!.reason).toMatch(/^Redis at .* is not reachable/);
     for (const c of result.cases) {
       expect(c.errors, `${c.workload} ${c.variant}: ${lines.join('\n')}`).toEqual([]);
       expect(c.runs.length).toBe(1);
@@ -34,13 +37,25 @@ describe('bench smoke run', () => {
     }
     // B reports its three rates; every delivering workload has a CPU-per-delivery figure.
     expect(result.cases.filter((c) => c.workload === 'B').map((c) => c.variant)).toEqual(['50 msgs/s', '100 msgs/s', '200 msgs/s']);
-    for (const c of result.cases.filter((c) => ['A', 'B', 'D', 'F'].includes(c.workload))) {
+    for (const c of result.cases.filter((c) => ['A', 'B', 'D', 'F', 'G'].includes(c.workload))) {
       expect(c.runs[0]!.metrics.cpuUsPerDelivery).toBeGreaterThan(0);
+    }
+    // G: the baseline and the nodes over Redis, with what Redis did per message (at least the script and its SPUBLISH).
+    if (!clusterSkipped) {
+      const g = result.cases.filter((c) => c.workload === 'G');
+      expect(g.map((c) => c.variant)).toEqual(['1 node', '2 nodes over Redis']);
+      const cluster = g[1]!.runs[0]!.metrics;
+      expect(cluster.nodes).toBe(2);
+      expect(cluster.floodRedis_evalshaPerMsg).toBeGreaterThanOrEqual(1);
+      expect(cluster.floodRedis_spublishPerMsg).toBeGreaterThanOrEqual(1);
+      expect(cluster.floodRedisCpuMsPer1000Msgs).toBeGreaterThan(0);
     }
 
     // The outputs render from a real result.
     const env = environment();
-    expect(toMarkdown(result, env, 'npm run bench:quick')).toContain('### A — flood');
+    const markdown = toMarkdown(result, env, 'npm run bench:quick');
+    expect(markdown).toContain('### A — flood');
+    if (!clusterSkipped) expect(markdown).toContain('### G — cluster fan-out');
     expect(JSON.parse(toJson(result, env, 'npm run bench:quick')).cases).toHaveLength(result.cases.length);
     expect(toSvg(result, env)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
   }, 120_000);

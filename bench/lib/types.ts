@@ -19,12 +19,16 @@ export interface ConnSpec {
   room: string | null;
   /** Present when this connection sends: its sender index and the rooms it sends to. */
   sender?: { index: number; rooms: string[] };
+  /** Which server node it connects to (G): an index into `LoadgenInit.urls`, modulo their number. */
+  node?: number;
 }
 
 export interface LoadgenInit {
   target: Target;
   /** ws://127.0.0.1:port/trpc (realtime), http://127.0.0.1:port (socketio), ws://127.0.0.1:port (ws) */
   url: string;
+  /** Several server nodes (G): a connection goes to `urls[spec.node % urls.length]`; default [url]. */
+  urls?: string[];
   secret: string;
   /** process.hrtime.bigint() base shared by every process, as a decimal string. */
   base: string;
