@@ -94,6 +94,8 @@ interface RoomSubscription {
   /** Messages that arrived while a gap is being filled, delivered after it. */
   filling: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
   fillRunning: boolean;
+  /** Local publishers waiting until their event has come back and been fanned out here. */
+  echoes: Array<{ seq: number; epoch: string; resolve: () => void }>;
 }
 
 type Scripted = {
@@ -152,7 +154,39 @@ export class RedisBroker implements Broker {
       this.keys.roomChannel(roomId),
       newEpoch(),
     );
+    await this.echo(roomId, id, options.store);
     return { id, event, audience, publishedAt };
+  }
+
+  /**
+   * When this node has members in the room, a publish resolves once the event has come back
+   * from Redis and been written to them, as an in-process publish does: a sender cannot run
+   * ahead of its own node's fan-out (backpressure), and a reply never precedes local delivery.
+   * Bounded by ECHO_WAIT_MS in case Redis goes away in between.
+   */
+  private echo(roomId: RoomId, id: string, stored: boolean): Promise<void> {
+    const room = this.rooms.get(roomId);
+    const parsed = parseEventId(id);
+    if (!room || !stored || !parsed || isDelivered(room, parsed)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ECHO_WAIT_MS);
+      timer.unref();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      room.echoes.push({ seq: parsed.seq, epoch: parsed.epoch, resolve: done });
+    });
+  }
+
+  private settleEchoes(room: RoomSubscription): void {
+    if (room.echoes.length === 0) return;
+    const waiting = room.echoes;
+    room.echoes = [];
+    for (const echo of waiting) {
+      if (isDelivered(room, echo)) echo.resolve();
+      else room.echoes.push(echo);
+    }
   }
 
   redeliver(roomId: RoomId, envelope: RoomEnvelope): void {
@@ -167,7 +201,7 @@ export class RedisBroker implements Broker {
     let room = this.rooms.get(roomId);
     if (!room) {
       const channel = this.keys.roomChannel(roomId);
-      const created: RoomSubscription = { listeners: new Set(), ready: Promise.resolve(), last: null, filling: null, fillRunning: false };
+      const created: RoomSubscription = { listeners: new Set(), ready: Promise.resolve(), last: null, filling: null, fillRunning: false, echoes: [] };
       room = created;
       this.rooms.set(roomId, created);
       this.channels.set(channel, roomId);
@@ -180,6 +214,7 @@ export class RedisBroker implements Broker {
       owned.listeners.delete(listener);
       if (owned.listeners.size > 0 || this.rooms.get(roomId) !== owned) return;
       this.rooms.delete(roomId);
+      for (const echo of owned.echoes.splice(0)) echo.resolve();
       const channel = this.keys.roomChannel(roomId);
       this.channels.delete(channel);
       this.redis.sub.sunsubscribe(channel).catch(() => undefined);
@@ -303,6 +338,7 @@ export class RedisBroker implements Broker {
     }
     if (id && id.sub === 0) room.last = id;
     this.dispatch(room, envelope, redelivery);
+    this.settleEchoes(room);
   }
 
   private dispatch(room: RoomSubscription, envelope: RoomEnvelope, redelivery: boolean): void {
@@ -335,6 +371,7 @@ export class RedisBroker implements Broker {
       }
       room.fillRunning = false;
       this.drain(roomId, room);
+      this.settleEchoes(room);
     } catch (error) {
       // Redis went away again; what was queued waits for the fill that the next `up` starts.
       room.fillRunning = false;
@@ -421,6 +458,14 @@ export class RedisBroker implements Broker {
     }
     pipeline.exec().catch((error: unknown) => this.options.log.warn({ err: error }, 'history TTL refresh failed'));
   }
+}
+
+/** How long a publish waits for its own event to come back before resolving anyway. */
+const ECHO_WAIT_MS = 1000;
+
+/** The room's stream on this node has reached `id` (or moved to another epoch, which supersedes it). */
+function isDelivered(room: RoomSubscription, id: { epoch: string; seq: number }): boolean {
+  return room.last !== null && (room.last.epoch !== id.epoch || room.last.seq >= id.seq);
 }
 
 function decode(id: string, payload: string): RoomEnvelope {
