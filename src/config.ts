@@ -41,6 +41,10 @@ export const envSchema = z.object({
   TYPING_RATE_PER_SEC: int(1).default(10),
   /** Largest inbound WebSocket frame; default leaves room for a maximal body after JSON escaping. */
   MAX_FRAME_BYTES: int(1024).optional(),
+  /** Per-node limits: open connections per user, rooms per connection, subscriptions per connection. */
+  MAX_CONNECTIONS_PER_USER: int(1).default(20),
+  MAX_ROOMS_PER_CONNECTION: int(1).default(100),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1).default(200),
   /** Most acknowledged messages one sender may have waiting at once. */
   MAX_PENDING_ACKS_PER_SENDER: int(1).default(1000),
   /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
@@ -87,6 +91,9 @@ export interface Config {
   messageRateBurst: number;
   typingRatePerSec: number;
   maxPendingAcksPerSender: number;
+  maxConnectionsPerUser: number;
+  maxRoomsPerConnection: number;
+  maxSubscriptionsPerConnection: number;
   keepAlivePingMs: number;
   shutdownDrainMs: number;
   graphiql: boolean;
@@ -150,6 +157,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     messageRateBurst: e.MESSAGE_RATE_BURST,
     typingRatePerSec: e.TYPING_RATE_PER_SEC,
     maxPendingAcksPerSender: e.MAX_PENDING_ACKS_PER_SENDER,
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+    maxRoomsPerConnection: e.MAX_ROOMS_PER_CONNECTION,
+    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     keepAlivePingMs: e.KEEPALIVE_PING_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     graphiql: e.GRAPHIQL ?? !production,

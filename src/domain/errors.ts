@@ -14,6 +14,8 @@ export type DomainErrorCode =
   | 'MESSAGE_TOO_LARGE'
   | 'WEBSOCKET_REQUIRED'
   | 'SHUTTING_DOWN'
+  /** A per-user or per-connection limit (connections, rooms, subscriptions) is reached. */
+  | 'LIMIT_EXCEEDED'
   /** Cluster mode: Redis is unreachable; retry after `retryAfterMs`. */
   | 'UNAVAILABLE';
 

@@ -129,6 +129,8 @@ export class RealtimeService {
   private readonly connections = new Map<ConnectionId, ConnectionHandle>();
   private readonly subscribers = new Map<RoomId, Set<LocalSubscriber>>();
   private readonly brokerSubscriptions = new Map<RoomId, () => void>();
+  /** Live subscriptions per connection (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
+  private readonly subscriptionCounts = new Map<ConnectionId, number>();
   /** Envelopes of messages waiting for acks, for re-sends with the same id. */
   private readonly awaitingAck = new Map<MessageId, RoomEnvelope>();
   /** Callers of broadcastWithAck waiting for their report. */
@@ -180,8 +182,11 @@ export class RealtimeService {
 
   openConnection(connection: ConnectionHandle): void {
     if (this.closing) throw new DomainError('SHUTTING_DOWN', 'server is shutting down');
-    this.connections.set(connection.id, connection);
     const { userId, name } = connection.principal;
+    if (this.registry.userConnections(userId).size >= this.config.maxConnectionsPerUser) {
+      throw new DomainError('LIMIT_EXCEEDED', `too many connections for user ${userId} on this node (max ${this.config.maxConnectionsPerUser}); close one first`);
+    }
+    this.connections.set(connection.id, connection);
     this.registry.connect(connection.id, { userId, ...(name !== undefined && { name }) });
     if (this.registry.userConnections(userId).size === 1) this.presenceStore.connected?.(userId);
   }
@@ -255,6 +260,12 @@ export class RealtimeService {
     if (state.cancelled) return;
     const roomId = input.conversationId;
     const userId = connection.principal.userId;
+    if ((this.subscriptionCounts.get(connection.id) ?? 0) >= this.config.maxSubscriptionsPerConnection) {
+      throw new DomainError('LIMIT_EXCEEDED', `too many subscriptions on this connection (max ${this.config.maxSubscriptionsPerConnection})`);
+    }
+    if (!this.registry.isConnectionInRoom(connection.id, roomId) && this.registry.connectionRooms(connection.id).length >= this.config.maxRoomsPerConnection) {
+      throw new DomainError('LIMIT_EXCEEDED', `too many rooms on this connection (max ${this.config.maxRoomsPerConnection}); leave one first`);
+    }
 
     const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false };
     this.addSubscriber(sub);
@@ -342,6 +353,7 @@ export class RealtimeService {
   }
 
   private addSubscriber(sub: LocalSubscriber): void {
+    this.subscriptionCounts.set(sub.connection.id, (this.subscriptionCounts.get(sub.connection.id) ?? 0) + 1);
     let set = this.subscribers.get(sub.roomId);
     if (!set) {
       set = new Set();
@@ -354,8 +366,10 @@ export class RealtimeService {
 
   private removeSubscriber(sub: LocalSubscriber): void {
     const set = this.subscribers.get(sub.roomId);
-    if (!set) return;
-    set.delete(sub);
+    if (!set?.delete(sub)) return;
+    const count = (this.subscriptionCounts.get(sub.connection.id) ?? 1) - 1;
+    if (count > 0) this.subscriptionCounts.set(sub.connection.id, count);
+    else this.subscriptionCounts.delete(sub.connection.id);
     if (set.size === 0) {
       this.subscribers.delete(sub.roomId);
       this.brokerSubscriptions.get(sub.roomId)?.();
@@ -636,6 +650,7 @@ export class RealtimeService {
       ...prefix('registry', this.registry.counts()),
       connections: this.connections.size,
       subscribedRooms: this.subscribers.size,
+      subscriptionCounts: this.subscriptionCounts.size,
       brokerSubscriptions: this.brokerSubscriptions.size,
       awaitingAck: this.awaitingAck.size,
       reportWaiters: this.reportWaiters.size,

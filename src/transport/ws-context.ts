@@ -8,6 +8,7 @@ import type { Principal } from '../domain/types.ts';
 import type { Logger } from '../logger.ts';
 import type { ConnectionHandle, RealtimeService } from '../service/realtime-service.ts';
 import { closeFrameFor } from './close-codes.ts';
+import { toTRPCError } from './trpc-errors.ts';
 import { unsentBytes } from './direct-frames.ts';
 import type { Context } from './trpc.ts';
 
@@ -79,9 +80,7 @@ export async function authenticateOrThrow(authenticate: Authenticate, token: str
 
 function toContextError(error: unknown): TRPCError {
   if (error instanceof TRPCError) return error;
-  if (error instanceof DomainError && error.code === 'SHUTTING_DOWN') {
-    return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: error.message });
-  }
+  if (error instanceof DomainError && error.code !== 'UNAUTHENTICATED') return toTRPCError(error) as TRPCError;
   const message = error instanceof DomainError ? error.message : 'invalid token';
   return new TRPCError({ code: 'UNAUTHORIZED', message });
 }
