@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'draining');
+    app.log.info({ signal }, 'stopping');
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

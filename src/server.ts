@@ -23,7 +23,7 @@ import { assertPinnedTrpc } from './transport/direct-frames.ts';
 import { createDirectSubscriptions, wireEncoder } from './transport/direct-calls.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
-import { authenticateOrThrow, createWsContextFactory, type Authenticate } from './transport/ws-context.ts';
+import { authenticateOrThrow, createWsContextFactory, RECONNECT_FRAME, type Authenticate } from './transport/ws-context.ts';
 
 export interface RealtimeServerOptions extends Partial<Config> {
   /** Replaces the built-in JWT check. Receives the bearer token (null when none was sent). */
@@ -103,7 +103,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     contextOf: (ws) => contexts.get(ws),
     onError,
   });
-  const wsHandler = applyWSSHandler<AppRouter>({
+  // The adapter's own reconnect broadcast is not used: close() staggers the notices itself.
+  applyWSSHandler<AppRouter>({
     wss,
     router,
     createContext: (opts) => {
@@ -267,16 +268,27 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     handleUpgrade,
 
     /**
-     * Graceful close: readiness goes 503 and upgrades are refused, pending acks are reported,
-     * clients get the tRPC reconnect notice, and whoever has not left after `shutdownDrainMs`
-     * is closed with code 4000 (reconnect).
+     * Graceful close (SIGTERM/SIGINT in `npm start`), within SHUTDOWN_DRAIN_MS:
+     * 1. at once: readiness 503, new upgrades refused, no new connections;
+     * 2. up to half the drain: pending acks keep their deadlines while the clients are still
+     *    here to ack, then what is left is reported as it stands (senders still connected get
+     *    their reports live);
+     * 3. the rest of the drain: clients get the tRPC reconnect notice, staggered over that time
+     *    so they do not all land on the other nodes at once, and move (resuming by event id);
+     * 4. whoever is still connected is closed with code 4000 (reconnect).
      */
     close(): Promise<void> {
       closed ??= (async () => {
         draining = true;
         service.beginShutdown();
-        wsHandler.broadcastReconnectNotification();
-        await waitFor(() => wss.clients.size === 0, config.shutdownDrainMs);
+        const started = Date.now();
+        log.info({ connections: wss.clients.size, pendingAcks: service.acks.pendingCount, drainMs: config.shutdownDrainMs }, 'draining');
+        await waitFor(() => service.acks.pendingCount === 0, config.shutdownDrainMs / 2);
+        service.flushAcks();
+        const left = Math.max(0, config.shutdownDrainMs - (Date.now() - started));
+        const notices = staggerReconnectNotices(wss.clients, left / 2);
+        await waitFor(() => wss.clients.size === 0, left);
+        notices.cancel();
         for (const client of wss.clients) client.close(CloseCodes.SHUTDOWN, 'server shutting down');
         await waitFor(() => wss.clients.size === 0, 1000);
         for (const client of wss.clients) client.terminate();
@@ -358,6 +370,19 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** Sends each socket the tRPC reconnect notice at a random moment within `windowMs`. */
+function staggerReconnectNotices(clients: Set<WebSocket>, windowMs: number): { cancel(): void } {
+  const timers: NodeJS.Timeout[] = [];
+  for (const client of clients) {
+    timers.push(
+      setTimeout(() => {
+        if (client.readyState === client.OPEN) client.send(RECONNECT_FRAME);
+      }, Math.random() * windowMs),
+    );
+  }
+  return { cancel: () => timers.forEach(clearTimeout) };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

@@ -18,8 +18,11 @@ export type { AppRouter, RoomEvent, SendResult, MemberPresence, DeliveryReport }
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface ChatClientOptions {
-  /** `ws://host:port/trpc` */
-  url: string;
+  /**
+   * `ws://host:port/trpc`, or a function asked again on every (re)connection — to move to
+   * another node without a load balancer, say.
+   */
+  url: string | (() => string | Promise<string>);
   token: TokenSource;
   /** Ack `ackRequired` messages automatically (default true). */
   autoAck?: boolean;

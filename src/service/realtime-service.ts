@@ -628,14 +628,19 @@ export class RealtimeService {
     return this.closing;
   }
 
-  /** Stops taking connections and reports every pending ack as it stands. */
+  /** Stops taking connections; pending acks keep their deadlines until `flushAcks`. */
   beginShutdown(): void {
     this.closing = true;
+  }
+
+  /** Reports every pending ack now, as it stands (the end of a drain). */
+  flushAcks(): void {
     this.acks.flushAll();
   }
 
   async close(): Promise<void> {
     this.beginShutdown();
+    this.flushAcks();
     for (const set of this.subscribers.values()) for (const sub of set) sub.end();
     this.acks.close();
     this.typing.close();
