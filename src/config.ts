@@ -57,6 +57,11 @@ export const envSchema = z.object({
   /** Admin plane: largest request body, and the origins allowed by CORS (comma-separated; none by default). */
   ADMIN_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(102_400),
   ADMIN_CORS_ORIGINS: z.string().optional(),
+  /**
+   * Browser origins allowed to open the WebSocket (comma-separated). Unset: any origin, since
+   * the token travels in connectionParams, not in a cookie a foreign page could ride on.
+   */
+  WS_ALLOWED_ORIGINS: z.string().optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Cluster mode (REDIS_URL set): key and channel prefix, so several services can share one Redis. */
@@ -100,6 +105,7 @@ export interface Config {
   introspection: boolean;
   adminMaxBodyBytes: number;
   adminCorsOrigins: string[];
+  wsAllowedOrigins: string[];
   metricsToken: string | undefined;
   redisKeyPrefix: string;
   clusterHeartbeatMs: number;
@@ -166,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
     adminMaxBodyBytes: e.ADMIN_MAX_BODY_BYTES,
     adminCorsOrigins: (e.ADMIN_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     metricsToken: e.METRICS_TOKEN,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     clusterHeartbeatMs: e.CLUSTER_HEARTBEAT_MS,

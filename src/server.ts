@@ -166,6 +166,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       rejectUpgrade(socket, 503, 'Service Unavailable');
       return true;
     }
+    const origin = req.headers.origin;
+    if (origin !== undefined && config.wsAllowedOrigins.length > 0 && !config.wsAllowedOrigins.includes(origin)) {
+      log.warn({ origin }, 'WebSocket upgrade from an origin not in WS_ALLOWED_ORIGINS refused');
+      rejectUpgrade(socket, 403, 'Forbidden');
+      return true;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       direct.attach(ws, req); // before the adapter's own listener: see direct-subscriptions.ts
       wss.emit('connection', ws, req);
