@@ -70,4 +70,42 @@ describe('limits on connections and subscriptions', () => {
     await bob.send('room', 'for the second');
     await second.until((e) => e.event.type === 'message' && e.event.message.body === 'for the second');
   });
+
+  it('MAX_PENDING_ACKS_PER_SENDER: one more acknowledged send is refused until a report frees a place; other senders are not limited', async () => {
+    await using t = await startTestApp({ maxPendingAcksPerSender: 2, ackTimeoutMs: 60_000, ackRetryMs: 0 });
+    const alice = await t.client('alice');
+    const carol = await t.client('carol');
+    const bob = await t.client('bob', { autoAck: false });
+    await Promise.all([alice.join('room').started, bob.join('room').started, carol.join('room').started]);
+    await expect.poll(async () => (await alice.presence('room')).length).toBe(3);
+    const first = await alice.send('room', 'one', { ack: true });
+    await alice.send('room', 'two', { ack: true });
+    const refused = await alice.send('room', 'three', { ack: true }).catch((e: Error & { data?: { code?: string } }) => e);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as { data?: { code?: string } }).data?.code).toBe('TOO_MANY_REQUESTS');
+    expect((refused as Error).message).toMatch(/too many acknowledged messages pending \(2\)/);
+    // Without ack, alice may still send; carol's acknowledged sends are hers to count.
+    await alice.send('room', 'plain');
+    await carol.send('room', 'carol needs acks', { ack: true });
+    // A report frees a place.
+    await bob.ack('room', first.messageId);
+    await expect.poll(async () => (await alice.deliveryStatus(first.messageId)).status).not.toBe('pending');
+    await expect(alice.send('room', 'three again', { ack: true })).resolves.toMatchObject({ messageId: expect.any(String) as unknown });
+  });
+
+  it('TYPING_RATE_PER_SEC: a typing flood is refused with a retry hint; other users type freely', async () => {
+    await using t = await startTestApp({ typingRatePerSec: 2 });
+    const alice = await t.client('alice');
+    const bob = await t.client('bob');
+    await Promise.all([alice.join('room').started, bob.join('room').started]);
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => alice.trpc.typing.set.mutate({ conversationId: 'room', isTyping: i % 2 === 0 })));
+    const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4); // the burst: twice the rate
+    expect(rejected).toHaveLength(4);
+    for (const r of rejected) {
+      expect((r.reason as { data?: { code?: string } }).data?.code).toBe('TOO_MANY_REQUESTS');
+      expect((r.reason as Error).message).toMatch(/too many typing updates; retry in \d+ ms/);
+    }
+    await expect(bob.trpc.typing.set.mutate({ conversationId: 'room', isTyping: true })).resolves.toBeDefined();
+  });
 });

@@ -279,4 +279,19 @@ describe('resume', () => {
     const shared = a.events.filter((e) => e.event.type !== 'user_joined');
     expect(shared.every((e) => bobIds.has(e.id))).toBe(true);
   });
+
+  it('answers an id from before a restart with resync history_unavailable (the history died with the process)', async () => {
+    let lastId: string;
+    {
+      await using before = await startTestApp();
+      const { eventId } = await before.app.broadcastSystemEvent('room', 'before-restart');
+      lastId = eventId;
+    }
+    await using after = await startTestApp();
+    const bob = await after.client('bob');
+    const raw = recordRaw(bob, 'room', lastId);
+    const first = await raw.until(() => true);
+    expect(first.event).toMatchObject({ type: 'resync', reason: 'history_unavailable' });
+    expect(epochOf(first.id)).not.toBe(epochOf(lastId));
+  });
 });
