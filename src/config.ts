@@ -47,6 +47,8 @@ export const envSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1).default(200),
   /** Most acknowledged messages one sender may have waiting at once. */
   MAX_PENDING_ACKS_PER_SENDER: int(1).default(1000),
+  /** After its token expires, how long a connection has to reconnect with a fresh one before it is closed with 4001. */
+  TOKEN_REFRESH_GRACE_MS: int(0, 3_600_000).default(10_000),
   /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
   KEEPALIVE_PING_MS: int(1000).default(30_000),
   /** How long close() waits for clients to move before terminating them. */
@@ -100,6 +102,7 @@ export interface Config {
   maxRoomsPerConnection: number;
   maxSubscriptionsPerConnection: number;
   keepAlivePingMs: number;
+  tokenRefreshGraceMs: number;
   shutdownDrainMs: number;
   graphiql: boolean;
   introspection: boolean;
@@ -167,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxRoomsPerConnection: e.MAX_ROOMS_PER_CONNECTION,
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     keepAlivePingMs: e.KEEPALIVE_PING_MS,
+    tokenRefreshGraceMs: e.TOKEN_REFRESH_GRACE_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,

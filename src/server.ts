@@ -92,7 +92,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
 
   // ---- WebSocket: one noServer wss, upgrades routed by exact path.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
-  const createWsContext = createWsContextFactory({ service, authenticate, log });
+  const createWsContext = createWsContextFactory({ service, authenticate, log, tokenRefreshGraceMs: config.tokenRefreshGraceMs });
   const contexts = new WeakMap<WebSocket, Promise<Context>>();
   const direct = createDirectSubscriptions({
     service,

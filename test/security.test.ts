@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { createAdminClient } from '../clients/admin/index.ts';
 import { createChatClient } from '../clients/chat/index.ts';
 import { mintToken } from '../src/auth/tokens.ts';
+import { rawClient } from './support/helpers.ts';
 import { startTestApp, TEST_SECRET } from './support/start-test-app.ts';
 import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
 
@@ -97,5 +98,19 @@ describe('security controls', () => {
     expect(await upgrade({ origin: 'https://evil.example' })).toBe(403);
     expect(await upgrade({ origin: 'https://chat.example' })).toBe(101);
     expect(await upgrade({})).toBe(101);
+  });
+
+  it('an expired token: the reconnect notice at expiry, then close 4001 if the client does not come back with a fresh one', async () => {
+    await using t = await startTestApp({ tokenRefreshGraceMs: 300 });
+    const raw = rawClient(`${t.wsUrl}?connectionParams=1`);
+    await raw.opened;
+    raw.send({ method: 'connectionParams', data: { token: await mintToken(TEST_SECRET, { userId: 'eve', conversations: ['*'], expiresIn: 1 }) } });
+    raw.send({ id: 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: 'room' } } } });
+    await raw.waitFor((f) => (f as { result?: { type?: string } }).result?.type === 'started');
+    const notice = await raw.waitFor((f) => (f as { method?: string }).method === 'reconnect', 3000);
+    expect(notice).toEqual({ id: null, method: 'reconnect' });
+    const noticeAt = Date.now();
+    expect(await raw.closed).toEqual({ code: 4001, reason: 'token expired' });
+    expect(Date.now() - noticeAt).toBeGreaterThanOrEqual(250);
   });
 });

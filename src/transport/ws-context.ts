@@ -18,12 +18,10 @@ export type Authenticate = (input: { token: string | null; req: IncomingMessage 
 /** The frame that makes a tRPC client move to a new socket (make-before-break), re-reading connectionParams. */
 export const RECONNECT_FRAME = JSON.stringify({ id: null, method: 'reconnect' });
 
-/** How long a client whose token expired gets to reconnect with a fresh one before it is closed. */
-const TOKEN_REFRESH_GRACE_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function createWsContextFactory(deps: { service: RealtimeService; authenticate: Authenticate; log: Logger }) {
-  const { service, authenticate, log } = deps;
+export function createWsContextFactory(deps: { service: RealtimeService; authenticate: Authenticate; log: Logger; tokenRefreshGraceMs: number }) {
+  const { service, authenticate, log, tokenRefreshGraceMs } = deps;
   return async function createWsContext({ req, res, info }: CreateWSSContextFnOptions): Promise<Context> {
     const raw = info.connectionParams?.token;
     const principal = await authenticateOrThrow(authenticate, typeof raw === 'string' && raw !== '' ? raw : null, req);
@@ -56,7 +54,7 @@ export function createWsContextFactory(deps: { service: RealtimeService; authent
         timers.push(
           setTimeout(() => {
             if (res.readyState === WebSocket.OPEN) res.send(RECONNECT_FRAME);
-            timers.push(setTimeout(() => connection.close('token_expired'), TOKEN_REFRESH_GRACE_MS).unref());
+            timers.push(setTimeout(() => connection.close('token_expired'), tokenRefreshGraceMs).unref());
           }, Math.max(0, delay)).unref(),
         );
       }
