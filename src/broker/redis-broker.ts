@@ -2,8 +2,8 @@ import superjson from 'superjson';
 import type { Audience, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
 import type { ClusterKeys } from '../cluster/keys.ts';
 import { unavailable, type RedisConnections } from '../cluster/redis-connection.ts';
-import { compareEventIds, formatEventId, newEpoch, parseEventId, type ParsedEventId } from '../history/event-id.ts';
-import type { ResumeResult } from '../history/room-history.ts';
+import { formatEventId, newEpoch, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import { judgeResume, type ResumeResult } from '../history/room-history.ts';
 import type { Logger } from '../logger.ts';
 import type { Broker, BrokerListener, PublishOptions } from './broker.ts';
 
@@ -33,13 +33,22 @@ export interface RedisBrokerOptions {
 /** How a script answers readSince/head: epoch, seq, sub, stream length, entries after the cursor. */
 type ReadReply = [string, string, string, number, Array<[string, string[]]>];
 
-const PUBLISH_SCRIPT = `
+/**
+ * Lua: the room's epoch, starting a new history (fresh epoch, empty stream) when there is none —
+ * the first event ever, or the history expired or was lost. `newEpoch` is the ARGV holding one.
+ */
+const ENSURE_ROOM = (newEpoch: string) => `
 local epoch = redis.call('HGET', KEYS[1], 'e')
+local created = false
 if not epoch then
-  epoch = ARGV[6]
+  epoch = ${newEpoch}
+  created = true
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 's', 0, 'u', 0)
 end
+`;
+
+const PUBLISH_SCRIPT = `${ENSURE_ROOM('ARGV[6]')}
 local id
 if ARGV[1] == '1' then
   local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
@@ -62,14 +71,8 @@ return id
 `;
 
 /** Creates the room if needed, then answers its head and (ARGV[3] >= 0) the entries after a seq. */
-const READ_SCRIPT = `
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0, 'u', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+const READ_SCRIPT = `${ENSURE_ROOM('ARGV[1]')}
+if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 local meta = redis.call('HMGET', KEYS[1], 's', 'u')
 local len = redis.call('XLEN', KEYS[2])
 local entries = {}
@@ -229,14 +232,8 @@ export class RedisBroker implements Broker {
   async readSince(roomId: RoomId, lastEventId: string): Promise<ResumeResult> {
     const parsed = parseEventId(lastEventId);
     const reply = await this.read(roomId, parsed ? parsed.seq : -1);
-    const head = formatEventId(reply.epoch, reply.seq, reply.sub);
-    if (!parsed) return { kind: 'resync', reason: 'unknown_event_id', head };
-    const order = compareEventIds(parsed, { epoch: reply.epoch, seq: reply.seq, sub: reply.sub });
-    if (order === null) return { kind: 'resync', reason: 'history_unavailable', head };
-    if (order > 0) return { kind: 'resync', reason: 'unknown_event_id', head };
-    const oldestSeq = reply.seq - reply.length + 1;
-    if (parsed.seq + 1 < oldestSeq) return { kind: 'resync', reason: 'history_truncated', head };
-    return { kind: 'replay', events: reply.entries, head };
+    const verdict = judgeResume(parsed, reply);
+    return verdict.kind === 'resync' ? verdict : { kind: 'replay', events: reply.entries, head: verdict.head };
   }
 
   async head(roomId: RoomId): Promise<string> {

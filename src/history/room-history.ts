@@ -1,5 +1,5 @@
 import type { Audience, EventId, RoomEnvelope, RoomEvent, RoomId, ResyncReason } from '../domain/types.ts';
-import { compareEventIds, formatEventId, newEpoch, parseEventId } from './event-id.ts';
+import { compareEventIds, formatEventId, newEpoch, parseEventId, type ParsedEventId } from './event-id.ts';
 
 /**
  * Per-room event log for resume: assigns ids (strictly increasing per room) and keeps the last
@@ -22,6 +22,25 @@ interface RoomLog {
   length: number;
   /** When the room went idle (no local member), or null while active. */
   idleSince: number | null;
+}
+
+/**
+ * Whether a resume from `from` can be answered completely by a history whose head is
+ * `epoch:seq.sub` and which still keeps its last `length` stored events — the one rule both the
+ * in-memory and the Redis history follow. Replay is complete only if every stored event after
+ * `from.seq` is still kept.
+ */
+export function judgeResume(
+  from: ParsedEventId | null,
+  history: { epoch: string; seq: number; sub: number; length: number },
+): { kind: 'replay'; head: EventId } | Extract<ResumeResult, { kind: 'resync' }> {
+  const head = formatEventId(history.epoch, history.seq, history.sub);
+  if (!from) return { kind: 'resync', reason: 'unknown_event_id', head };
+  const order = compareEventIds(from, history);
+  if (order === null) return { kind: 'resync', reason: 'history_unavailable', head };
+  if (order > 0) return { kind: 'resync', reason: 'unknown_event_id', head };
+  if (from.seq + 1 < history.seq - history.length + 1) return { kind: 'resync', reason: 'history_truncated', head };
+  return { kind: 'replay', head };
 }
 
 export interface RoomHistoryOptions {
@@ -75,14 +94,10 @@ export class RoomHistory {
   readSince(roomId: RoomId, lastEventId: string): ResumeResult {
     const parsed = parseEventId(lastEventId);
     const log = this.ensure(roomId);
-    const head = formatEventId(log.epoch, log.lastSeq, log.lastSub);
-    if (!parsed) return { kind: 'resync', reason: 'unknown_event_id', head };
-    const order = compareEventIds(parsed, { epoch: log.epoch, seq: log.lastSeq, sub: log.lastSub });
-    if (order === null) return { kind: 'resync', reason: 'history_unavailable', head };
-    if (order > 0) return { kind: 'resync', reason: 'unknown_event_id', head };
+    const verdict = judgeResume(parsed, { epoch: log.epoch, seq: log.lastSeq, sub: log.lastSub, length: log.length });
+    if (verdict.kind === 'resync' || !parsed) return verdict as ResumeResult;
+    const { head } = verdict;
     const oldestSeq = log.lastSeq - log.length + 1;
-    // Replay is complete only if every stored event after `parsed.seq` is still in the ring.
-    if (parsed.seq + 1 < oldestSeq) return { kind: 'resync', reason: 'history_truncated', head };
     const events: RoomEnvelope[] = [];
     const capacity = this.options.size;
     for (let i = Math.max(0, parsed.seq + 1 - oldestSeq); i < log.length; i += 1) {
