@@ -123,6 +123,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const trpcHttp = createHTTPHandler<AppRouter>({
     router,
     basePath: '/trpc/',
+    // Unlimited by default in tRPC: the same budget as one WebSocket frame.
+    maxBodySize: config.maxFrameBytes,
     createContext: async ({ req }): Promise<Context> => {
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;

@@ -111,6 +111,18 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
     expect(bad.error?.message).toContain('conversationId');
     expect(t.app.service.stats.messagesBroadcast).toBe(0);
   });
+
+  it('refuses an HTTP body over MAX_FRAME_BYTES with 413 PAYLOAD_TOO_LARGE, without reading it all', async () => {
+    await using t = await startTestApp({ maxFrameBytes: 64 * 1024 });
+    const token = await t.token('alice');
+    const big = await trpcHttp(t.baseUrl, 'message.send', { conversationId: 'room', body: 'x'.repeat(100 * 1024) }, { token });
+    expect(big.status).toBe(413);
+    expect(big.error?.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(t.app.service.stats.messagesBroadcast).toBe(0);
+    // The same server goes on answering normal requests.
+    const ok = await trpcHttp(t.baseUrl, 'message.send', { conversationId: 'room', body: 'small' }, { token });
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe('limits', () => {
