@@ -20,7 +20,7 @@ import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
 import { CloseCodes } from './transport/close-codes.ts';
 import { assertPinnedTrpc } from './transport/direct-frames.ts';
-import { createDirectSubscriptions, wireEncoder } from './transport/direct-calls.ts';
+import { createDirectSubscriptions, MAX_BATCH_SIZE, wireEncoder } from './transport/direct-calls.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
 import { authenticateOrThrow, createWsContextFactory, RECONNECT_FRAME, type Authenticate } from './transport/ws-context.ts';
@@ -114,7 +114,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       return context;
     },
     keepAlive: { enabled: true, pingMs: config.keepAlivePingMs, pongWaitMs: 5000 },
-    maxBatchSize: 50,
+    maxBatchSize: MAX_BATCH_SIZE,
     experimental_encoder: wireEncoder,
     onError,
   });

@@ -1,9 +1,9 @@
 import { initTRPC, TRPCError } from '@trpc/server';
-import superjson from 'superjson';
 import type { WebSocket } from 'ws';
 import { isExpired } from '../auth/tokens.ts';
 import type { Principal, RoomId } from '../domain/types.ts';
 import type { ConnectionHandle } from '../service/realtime-service.ts';
+import { safeSuperjson } from './safe-superjson.ts';
 import { describeZodError, findZodError, toTRPCError, zodIssues } from './trpc-errors.ts';
 
 /** Per-connection (ws) or per-request (http) context. The user id comes only from here. */
@@ -19,7 +19,8 @@ export interface Context {
 export type Authorize = (principal: Principal, conversationId: RoomId) => boolean | Promise<boolean>;
 
 export const t = initTRPC.context<Context>().create({
-  transformer: superjson,
+  // superjson, with untrusted input checked before superjson walks it (safe-superjson.ts).
+  transformer: safeSuperjson,
   // Stack traces never go on the wire, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {
