@@ -67,4 +67,31 @@ describeWithRedis('cluster: Redis restarts', () => {
     const exited = await Promise.race([Promise.any([n1.exited, n2.exited]).then(() => true), Promise.resolve(false)]);
     expect(exited).toBe(false);
   }, 40_000);
+
+  it('a departure during an outage without data loss is announced once Redis is back', async () => {
+    await using redis = await startRedisServer({ persistent: true });
+    await using cluster = await startCluster({ nodes: 2, label: 'outage2', redisUrl: redis.url, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '1000' } });
+    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+    const alice = createChatClient({ url: n1.wsUrl, token: await cluster.token('alice'), retryDelayMs: () => 50 });
+    const bob = createChatClient({ url: n2.wsUrl, token: await cluster.token('bob'), retryDelayMs: () => 50 });
+    clients.push(alice, bob);
+    const a = joinLogged(alice, 'out2');
+    await a.conversation.started;
+    await bob.join('out2').started;
+    await a.conversation.next('user_joined', (e) => e.userId === 'bob');
+
+    await redis.stop();
+    await expect.poll(() => readyz(n2), { timeout: 5000 }).toBe(503);
+    await bob.close(); // bob leaves while his node cannot tell anyone
+    await redis.start();
+    await expect.poll(() => readyz(n2), { timeout: 10_000 }).toBe(200);
+
+    // The history survived (no resync); bob's departure is announced once his node reconnects.
+    // (user_left, or user_disconnected when the socket closed before the stops were read)
+    const gone = () => aboutUser(a.log, 'bob').filter((e) => e === 'user_left' || e === 'user_disconnected');
+    await waitUntil(() => gone().length > 0, { timeoutMs: 10_000, what: "bob's departure" });
+    await expect.poll(async () => (await alice.presence('out2')).map((m) => m.userId), { timeout: 5000 }).toEqual(['alice']);
+    expect(a.log.some((e) => e.event.type === 'resync')).toBe(false);
+    expect(aboutUser(a.log, 'bob')).toEqual(['user_joined', gone()[0]]);
+  }, 40_000);
 });

@@ -10,8 +10,12 @@ import type { MemberPresence, RoomId, UserId } from '../domain/types.ts';
 export interface PresenceStore {
   /** The user's first connection on this node joined the room; true if it is its first anywhere. */
   arrived(roomId: RoomId, user: { userId: UserId; name?: string }): Promise<boolean>;
-  /** The user is gone from the room on this node (after any grace); true if it is gone everywhere. */
-  departed(roomId: RoomId, userId: UserId): Promise<boolean>;
+  /**
+   * The user is gone from the room on this node (after any grace); true if it is gone everywhere.
+   * `how` is the event the service would announce (a cluster store that cannot decide now
+   * announces it itself later).
+   */
+  departed(roomId: RoomId, userId: UserId, how: DepartureKind): Promise<boolean>;
   /** Everyone present, with connection counts and typing state. */
   members(roomId: RoomId): Promise<MemberPresence[]>;
   /** Rooms in which the user has at least one connection. */
@@ -26,6 +30,8 @@ export interface PresenceStore {
   connected?(userId: UserId): void;
   disconnected?(userId: UserId): void;
 }
+
+export type DepartureKind = 'user_left' | 'user_disconnected';
 
 export interface PresenceState {
   connections: number;

@@ -2,7 +2,7 @@ import type { MemberPresence, RoomId, UserId } from '../domain/types.ts';
 import { FIELD_SEPARATOR, type ClusterKeys } from '../cluster/keys.ts';
 import type { RedisConnections } from '../cluster/redis-connection.ts';
 import type { Logger } from '../logger.ts';
-import type { PresenceState, PresenceStore } from './presence-store.ts';
+import type { DepartureKind, PresenceState, PresenceStore } from './presence-store.ts';
 
 /**
  * Cluster-wide presence, after Centrifugo's Redis presence: per room, one hash entry per
@@ -101,6 +101,9 @@ export class RedisPresence implements PresenceStore {
   /** The service announces these: a re-asserted user others saw leave, a ghost whose grace ran out. */
   onReappeared: (roomId: RoomId, user: { userId: UserId; name?: string }) => void = () => undefined;
   onGhostExpired: (roomId: RoomId, userId: UserId) => void = () => undefined;
+  onDeferredDeparture: (roomId: RoomId, userId: UserId, how: DepartureKind) => void = () => undefined;
+  /** Departures that happened while Redis was unreachable. */
+  private readonly deferred = new Map<string, { roomId: RoomId; userId: UserId; how: DepartureKind }>();
 
   constructor(private readonly options: RedisPresenceOptions) {
     const { cmd } = options.redis;
@@ -129,15 +132,19 @@ export class RedisPresence implements PresenceStore {
     return first === 1;
   }
 
-  async departed(roomId: RoomId, userId: UserId): Promise<boolean> {
+  async departed(roomId: RoomId, userId: UserId, how: DepartureKind): Promise<boolean> {
     const room = this.local.get(roomId);
     room?.delete(userId);
     const { keys } = this.options;
     if (room && room.size === 0) {
       this.local.delete(roomId);
-      void this.options.redis.cmd.srem(keys.nodeRooms(this.options.nodeId), roomId).catch(() => undefined);
+      if (this.options.redis.available) void this.options.redis.cmd.srem(keys.nodeRooms(this.options.nodeId), roomId).catch(() => undefined);
     }
-    this.options.redis.assertAvailable();
+    if (!this.options.redis.available) {
+      // Decided when Redis is back (reassert), and announced then if the user is gone everywhere.
+      this.deferred.set(`${roomId}${FIELD_SEPARATOR}${userId}`, { roomId, userId, how });
+      return false;
+    }
     const gone = await this.cmd.rtDeparted(keys.presenceEntries(roomId), keys.presenceUsers(roomId), this.field(userId), userId);
     if (gone === 1) void this.options.redis.cmd.srem(keys.userRooms(userId), roomId).catch(() => undefined);
     return gone === 1;
@@ -218,6 +225,11 @@ export class RedisPresence implements PresenceStore {
    */
   async reassert({ announce }: { announce: boolean }): Promise<void> {
     const { keys, nodeId } = this.options;
+    for (const [key, { roomId, userId, how }] of this.deferred) {
+      this.deferred.delete(key);
+      if (this.local.get(roomId)?.has(userId)) continue; // back on this node meanwhile
+      if (await this.departed(roomId, userId, how)) this.onDeferredDeparture(roomId, userId, how);
+    }
     const pipeline = this.options.redis.cmd.pipeline();
     pipeline.del(keys.nodeUsers(nodeId));
     if (this.localUsers.size > 0) pipeline.sadd(keys.nodeUsers(nodeId), ...this.localUsers);

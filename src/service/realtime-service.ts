@@ -340,11 +340,12 @@ export class RealtimeService {
   bindClusterPresence(presence: RedisPresence): void {
     presence.onReappeared = (roomId, user) => this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, {});
     presence.onGhostExpired = (roomId, userId) => this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
+    presence.onDeferredDeparture = (roomId, userId, how) => this.emit(roomId, { type: how, conversationId: roomId, at: new Date(), userId }, {});
   }
 
   /** Tells the room the user is gone, if the presence store says it is gone everywhere. */
   private announceDeparture(roomId: RoomId, userId: UserId, type: 'user_left' | 'user_disconnected'): void {
-    this.presenceStore.departed(roomId, userId).then(
+    this.presenceStore.departed(roomId, userId, type).then(
       (gone) => {
         if (gone) this.emit(roomId, { type, conversationId: roomId, at: new Date(), userId }, {});
       },

@@ -20,7 +20,7 @@ export class UnsafeInputError extends Error {
 
 export function safeDeserialize(payload: unknown): unknown {
   if (payload === undefined) return payload;
-  if (typeof payload !== 'object' || Array.isArray(payload) || !('json' in payload)) {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload) || !('json' in payload)) {
     throw new UnsafeInputError('input must be superjson: an object with a "json" field');
   }
   const { meta } = payload as { meta?: unknown };

@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import { describe } from 'vitest';
@@ -88,18 +90,22 @@ export interface TestRedisServer extends AsyncDisposable {
 }
 
 /**
- * A `redis-server` of this test's own on a free port, without persistence, so a test can take
- * Redis away and bring it back: `await using redis = await startRedisServer()`.
+ * A `redis-server` of this test's own on a free port, so a test can take Redis away and bring it
+ * back: `await using redis = await startRedisServer()`. Without persistence by default (it comes
+ * back empty); `persistent: true` keeps its data across stop/start in an append-only file synced
+ * on every write (an outage without data loss, such as a network cut).
  */
-export async function startRedisServer({ startTimeoutMs = 10_000 } = {}): Promise<TestRedisServer> {
+export async function startRedisServer({ startTimeoutMs = 10_000, persistent = false } = {}): Promise<TestRedisServer> {
   const lines: string[] = [];
+  const dir = persistent ? mkdtempSync(path.join(tmpdir(), 'rt-redis-')) : tmpdir();
+  const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
   const spawnOn = async (port: number): Promise<void> => {
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = proc;
@@ -148,6 +154,10 @@ export async function startRedisServer({ startTimeoutMs = 10_000 } = {}): Promis
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   };
+  const dispose = async () => {
+    await stop();
+    if (persistent) rmSync(dir, { recursive: true, force: true });
+  };
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -157,7 +167,7 @@ export async function startRedisServer({ startTimeoutMs = 10_000 } = {}): Promis
       await spawnOn(port);
     },
     output: () => lines.join('\n'),
-    [Symbol.asyncDispose]: stop,
+    [Symbol.asyncDispose]: dispose,
   };
 }
 
