@@ -177,7 +177,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       {
         onStarted: () => markStarted(),
         onData: ({ id, data: event }) => {
-          const duplicate = seen.has(id) || own.has(id);
+          // An event at or before the id this join resumed from was delivered before (to an
+          // earlier page, say): an ack re-send of it is acked again, but not shown again.
+          const duplicate = seen.has(id) || own.has(id) || isAtOrBefore(id, joinOptions.lastEventId);
           if (event.type === 'message' && event.message.ackRequired && autoAck && event.message.senderId !== userId) {
             // Re-sends of a message we already have are acked again: our first ack may have been lost.
             void trpc.message.ack.mutate({ conversationId, messageId: event.message.id }).catch(() => undefined);
@@ -313,4 +315,11 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 function isConnectionError(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message} ${String(error.cause ?? '')}` : '';
   return /WebSocket|closed|ECONNRE/i.test(text);
+}
+
+/** Whether `id` is `resumeFrom` or older, in the same room history (ids of one epoch sort as strings). */
+function isAtOrBefore(id: string, resumeFrom: string | undefined): boolean {
+  if (resumeFrom === undefined) return false;
+  const epoch = id.slice(0, id.indexOf(':') + 1);
+  return epoch !== '' && resumeFrom.startsWith(epoch) && id <= resumeFrom;
 }

@@ -10,8 +10,15 @@ export interface AckRouter {
   track(input: TrackInput): Promise<void>;
   /** The message was never published: forget it without a report. */
   cancel(messageId: MessageId): void;
-  /** The owner's tracker produced a final report (a cluster makes it readable everywhere). */
-  reported?(report: DeliveryReport, senderId: UserId): void;
+  /**
+   * The owner's tracker produced a final report. A cluster router first makes sure this node
+   * still owns the message (a node taken for dead may have been replaced as owner) and makes the
+   * report readable everywhere, then calls `announce` — or never, when another node reports it.
+   * Without this method the service announces at once.
+   */
+  reported?(report: DeliveryReport, senderId: UserId, announce: () => void): void;
+  /** Shutdown: waits (bounded) until reports in flight have been written and announced. */
+  drain?(timeoutMs: number): Promise<void>;
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult>;
   status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined>;
   pending(filter?: { conversationId?: RoomId }): Promise<PendingAckSnapshot[]>;

@@ -31,7 +31,18 @@ for _, u in ipairs(cjson.decode(h[3])) do
   if u == ARGV[2] then found = true break end
 end
 if not found then return {'not_expected'} end
-return {'ok', h[1], redis.call('SADD', KEYS[2], ARGV[2])}
+local added = redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+return {'ok', h[1], added}
+`;
+
+/** Writes the final report unless another node owns the message now (it adopted it). */
+const FINALIZE_SCRIPT = `
+local owner = redis.call('HGET', KEYS[1], 'o')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
 `;
 
 const TAKEOVER_SCRIPT = `
@@ -44,11 +55,16 @@ return {h[1], h[2], h[3], h[4], h[5], redis.call('SMEMBERS', KEYS[2])}
 type Scripted = {
   rtAck(record: string, acked: string, report: string, conversationId: string, userId: string): Promise<[string, string?, number?]>;
   rtTakeover(record: string, acked: string, nodeId: string): Promise<[string, string, string, string, string, string[]] | null>;
+  rtFinalize(record: string, acked: string, report: string, nodeId: string, stored: string, retentionMs: number): Promise<number>;
 };
 
 interface StoredReport {
   report: DeliveryReport;
   senderId: UserId;
+}
+
+interface UnwrittenReport extends StoredReport {
+  announce: () => void;
 }
 
 export interface ClusterAckRouterOptions {
@@ -64,12 +80,14 @@ export interface ClusterAckRouterOptions {
 export class ClusterAckRouter implements AckRouter {
   private readonly cmd: Scripted;
   /** Reports finished while Redis was down, written when it is back. */
-  private readonly unwritten: StoredReport[] = [];
+  private readonly unwritten: UnwrittenReport[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: ClusterAckRouterOptions) {
     const { cmd } = options.redis;
     cmd.defineCommand('rtAck', { numberOfKeys: 3, lua: ACK_SCRIPT });
     cmd.defineCommand('rtTakeover', { numberOfKeys: 2, lua: TAKEOVER_SCRIPT });
+    cmd.defineCommand('rtFinalize', { numberOfKeys: 3, lua: FINALIZE_SCRIPT });
     this.cmd = cmd as unknown as Scripted;
     options.node.onNotification('ack', (arg) => {
       const { messageId, conversationId, userId } = arg as { messageId: MessageId; conversationId: RoomId; userId: UserId };
@@ -113,25 +131,53 @@ export class ClusterAckRouter implements AckRouter {
     }
   }
 
-  reported(report: DeliveryReport, senderId: UserId): void {
-    const stored = { report, senderId };
+  reported(report: DeliveryReport, senderId: UserId, announce: () => void): void {
+    const pending: UnwrittenReport = { report, senderId, announce };
     if (!this.options.redis.available) {
-      if (this.unwritten.length < 10_000) this.unwritten.push(stored);
+      this.keepUnwritten(pending);
       return;
     }
-    this.writeReport(stored).catch((error: unknown) => {
+    const writing = this.finalize(pending).catch((error: unknown) => {
       this.options.log.warn({ err: error, messageId: report.messageId }, 'report write failed; retried when Redis is back');
-      this.unwritten.push(stored);
+      this.keepUnwritten(pending);
     });
+    this.inFlight.add(writing);
+    void writing.finally(() => this.inFlight.delete(writing));
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  private keepUnwritten(pending: UnwrittenReport): void {
+    if (this.unwritten.length < 10_000) {
+      this.unwritten.push(pending);
+      return;
+    }
+    this.options.log.error({ messageId: pending.report.messageId }, 'too many reports waiting for Redis; announcing without writing it');
+    pending.announce();
+  }
+
+  /** Writes the report if this node still owns the message, then announces it; an adopted message is left to its adopter. */
+  private async finalize({ report, senderId, announce }: UnwrittenReport): Promise<void> {
+    const { keys, node } = this.options;
+    const id = report.messageId;
+    const mine = await this.cmd.rtFinalize(keys.ack(id), keys.ackAcked(id), keys.ackReport(id), node.nodeId, superjson.stringify({ report, senderId }), this.options.retentionMs);
+    void this.options.redis.cmd.srem(keys.nodeAcks(node.nodeId), id).catch(() => undefined);
+    if (mine === 1) announce();
+    else this.options.log.warn({ messageId: id }, 'message adopted by another node meanwhile: its report is left to that node');
   }
 
   async ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult> {
     const { tracker, keys } = this.options;
     if (tracker.has(messageId)) {
       const result = tracker.ack(messageId, conversationId, userId);
-      if (result.accepted && !result.duplicate && this.options.redis.available) {
-        // Recorded for a takeover should this node die before reporting.
-        void this.options.redis.cmd.sadd(keys.ackAcked(messageId), userId).catch(() => undefined);
+      // Recorded for a takeover should this node die before reporting — only while still
+      // pending: an ack that completed the message would re-create the set after the report
+      // deleted it (found by chaos), leaving a key without expiry.
+      if (result.accepted && !result.duplicate && tracker.isPending(messageId) && this.options.redis.available) {
+        void this.cmd.rtAck(keys.ack(messageId), keys.ackAcked(messageId), keys.ackReport(messageId), conversationId, userId).catch(() => undefined);
       }
       return result;
     }
@@ -221,22 +267,11 @@ export class ClusterAckRouter implements AckRouter {
     return yielded;
   }
 
-  private async writeReport(stored: StoredReport): Promise<void> {
-    const { keys, node } = this.options;
-    const id = stored.report.messageId;
-    await this.options.redis.cmd
-      .multi()
-      .set(keys.ackReport(id), superjson.stringify(stored), 'PX', this.options.retentionMs)
-      .del(keys.ack(id), keys.ackAcked(id))
-      .srem(keys.nodeAcks(node.nodeId), id)
-      .exec();
-  }
-
   private async flushReports(): Promise<void> {
     while (this.unwritten.length > 0 && this.options.redis.available) {
       const next = this.unwritten[0]!;
       try {
-        await this.writeReport(next);
+        await this.finalize(next);
       } catch {
         return;
       }

@@ -119,6 +119,8 @@ export class RedisBroker implements Broker {
   private readonly keys: ClusterKeys;
   private readonly cmd: Scripted;
   private flushing = false;
+  /** Publishes sent to Redis and not yet answered. */
+  private publishing = 0;
   private closed = false;
   /** Counters for the admin plane and tests. */
   readonly counters = { gapsFilled: 0, resyncs: 0, outboxDropped: 0 };
@@ -147,6 +149,7 @@ export class RedisBroker implements Broker {
     const audience: Audience = options.audience ?? {};
     const publishedAt = performance.timeOrigin + performance.now();
     const payload = superjson.stringify({ event, audience, publishedAt });
+    this.publishing += 1;
     const id = await this.cmd.rtPublish(
       this.keys.roomMeta(roomId),
       this.keys.roomStream(roomId),
@@ -156,7 +159,9 @@ export class RedisBroker implements Broker {
       this.options.historyTtlMs,
       this.keys.roomChannel(roomId),
       newEpoch(),
-    );
+    ).finally(() => {
+      this.publishing -= 1;
+    });
     await this.echo(roomId, id, options.store);
     return { id, event, audience, publishedAt };
   }
@@ -250,6 +255,9 @@ export class RedisBroker implements Broker {
   }
 
   async close(): Promise<void> {
+    // What is being published (the last reports of a drain, say) goes out first, bounded.
+    const deadline = Date.now() + 1000;
+    while (this.publishing > 0 && this.redis.available && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.closed = true;
     clearInterval(this.refreshTimer);
     this.offUp();

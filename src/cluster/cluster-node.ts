@@ -116,10 +116,12 @@ export class ClusterNode {
     cmd.defineCommand('rtLive', { numberOfKeys: 1, lua: LIVE_SCRIPT });
     this.cmd = cmd as unknown as Scripted;
     const channel = options.keys.nodeChannel(this.nodeId);
-    sub.on('message', (from: string, message: string) => {
+    // A sharded channel like the rooms': ioredis leaves subscriber mode when the count of shard
+    // channels drops to 0, and would then drop a classic SUBSCRIBE's messages (found by chaos).
+    sub.on('smessage', (from: string, message: string) => {
       if (from === channel) this.onMessage(message);
     });
-    sub.subscribe(channel).catch((error: unknown) => options.log.warn({ err: error }, 'node channel subscribe failed; retried on reconnect'));
+    sub.ssubscribe(channel).catch((error: unknown) => options.log.warn({ err: error }, 'node channel subscribe failed; retried on reconnect'));
     this.offUp = options.redis.events.on('up', () => {
       this.needsJoin = true;
       void this.beat();
@@ -287,7 +289,7 @@ export class ClusterNode {
   }
 
   private async send(nodeId: string, message: WireMessage): Promise<void> {
-    await this.options.redis.cmd.publish(this.options.keys.nodeChannel(nodeId), superjson.stringify(message));
+    await this.options.redis.cmd.spublish(this.options.keys.nodeChannel(nodeId), superjson.stringify(message));
   }
 
   private async local(method: string, arg: unknown): Promise<unknown> {

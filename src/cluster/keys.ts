@@ -80,7 +80,7 @@ export class ClusterKeys {
 
   /** Node-to-node requests and notifications. */
   nodeChannel(nodeId: string): string {
-    return `${this.prefix}node:${nodeId}`;
+    return `${this.prefix}{node:${nodeId}}`;
   }
 
   /** A pending acknowledged message: owner, conversation, sender, expected, times. */

@@ -296,6 +296,9 @@ export class RealtimeService {
           if (this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
         } else {
           for (const envelope of resume.events) {
+            // A user never hears its own presence live (the event skips the joining connection,
+            // and no other tab exists then); a replay from an older point must not show it either.
+            if (isOwnPresence(envelope, userId)) continue;
             if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
           }
         }
@@ -542,7 +545,11 @@ export class RealtimeService {
 
   private onReport(report: DeliveryReport, senderId: UserId): void {
     this.awaitingAck.delete(report.messageId);
-    this.ackRouter.reported?.(report, senderId);
+    if (this.ackRouter.reported) this.ackRouter.reported(report, senderId, () => this.announceReport(report, senderId));
+    else this.announceReport(report, senderId);
+  }
+
+  private announceReport(report: DeliveryReport, senderId: UserId): void {
     this.stats.ackReported(report.status, report.latencyMs);
     this.emit(report.conversationId, { type: 'message_delivered', conversationId: report.conversationId, at: report.completedAt, report }, { onlyUsers: [senderId] });
     const waiter = this.reportWaiters.get(report.messageId);
@@ -647,6 +654,7 @@ export class RealtimeService {
     this.typing.close();
     this.grace.close();
     clearInterval(this.sweepTimer);
+    await this.ackRouter.drain?.(1000);
     await this.broker.close();
   }
 
@@ -673,6 +681,11 @@ function isCovered(eventId: EventId, cutoff: ParsedEventId): boolean {
   const parsed = parseEventId(eventId);
   const order = parsed && compareEventIds(parsed, cutoff);
   return order !== null && order <= 0;
+}
+
+function isOwnPresence(envelope: RoomEnvelope, userId: UserId): boolean {
+  const { event } = envelope;
+  return (event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId;
 }
 
 function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId): boolean {

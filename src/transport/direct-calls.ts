@@ -254,8 +254,13 @@ export function createDirectSubscriptions(options: DirectSubscriptionsOptions) {
   };
 }
 
-/** The adapter's `maxBatchSize` (src/server.ts passes this): the fast path applies it too. */
-export const MAX_BATCH_SIZE = 50;
+/**
+ * The adapter's `maxBatchSize` (src/server.ts passes this), applied by the fast path too. The
+ * stock wsLink puts every request of one tick into one frame without a limit: a client catching
+ * up on a replay acks hundreds of messages at once (found by chaos with 50), so this is sized
+ * for a full history replay; MAX_FRAME_BYTES bounds a batch's bytes anyway.
+ */
+export const MAX_BATCH_SIZE = 1000;
 
 /** superjson input, checked (safe-superjson.ts); anything it cannot read is the client's PARSE_ERROR. */
 function readInput(input: unknown): unknown {
