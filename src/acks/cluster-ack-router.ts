@@ -40,6 +40,8 @@ return {'ok', h[1], added}
 const FINALIZE_SCRIPT = `
 local owner = redis.call('HGET', KEYS[1], 'o')
 if owner and owner ~= ARGV[1] then return 0 end
+-- No record but a report: the adopter has reported it already.
+if not owner and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
 redis.call('DEL', KEYS[1], KEYS[2])
 return 1
