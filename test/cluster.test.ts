@@ -105,7 +105,7 @@ describeWithRedis('cluster of three nodes over Redis', () => {
     await expect.poll(async () => (await sender.presence('acks')).length).toBe(4);
 
     const delivered = s.conversation.next('message_delivered');
-    const { messageId, expected } = await sender.send('acks', 'please ack', { ack: { timeoutMs: 1500 } });
+    const { messageId, expected } = await sender.send('acks', 'please ack', { ack: { timeoutMs: 3000 } });
     expect([...(expected ?? [])].sort()).toEqual(['r2', 'r3', 'silent']);
     // While pending, any node answers the sender's status query from the shared record.
     const status = await (await client(n2, 'sender')).deliveryStatus(messageId);

@@ -314,7 +314,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 
 function isConnectionError(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message} ${String(error.cause ?? '')}` : '';
-  return /WebSocket|closed|ECONNRE/i.test(text);
+  const cause = error instanceof Error ? (error.cause as { type?: unknown } | undefined) : undefined;
+  // Also "Active connection is not open" and an "Unknown error" caused by a CloseEvent (found by chaos).
+  return /WebSocket|closed|not open|ECONNRE/i.test(text) || cause?.type === 'close';
 }
 
 /** Whether `id` is `resumeFrom` or older, in the same room history (ids of one epoch sort as strings). */

@@ -19,7 +19,7 @@ import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from './ac
  */
 
 const ACK_SCRIPT = `
-local h = redis.call('HMGET', KEYS[1], 'o', 'c', 'e')
+local h = redis.call('HMGET', KEYS[1], 'o', 'c', 'e', 'x')
 if not h[1] then
   local r = redis.call('GET', KEYS[3])
   if r then return {'late', r} end
@@ -31,20 +31,23 @@ for _, u in ipairs(cjson.decode(h[3])) do
   if u == ARGV[2] then found = true break end
 end
 if not found then return {'not_expected'} end
+local t = redis.call('TIME')
+if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(h[4]) then return {'late_deadline'} end
 local added = redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
 return {'ok', h[1], added}
 `;
 
-/** Writes the final report unless another node owns the message now (it adopted it). */
+/**
+ * Claims the right to report: false if another node owns the message now (it adopted it) or
+ * has reported it already; otherwise the acks recorded in Redis, which the owner merges in (an
+ * ack counted on another node whose notification had not arrived before the deadline fired).
+ */
 const FINALIZE_SCRIPT = `
 local owner = redis.call('HGET', KEYS[1], 'o')
-if owner and owner ~= ARGV[1] then return 0 end
--- No record but a report: the adopter has reported it already.
-if not owner and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-redis.call('DEL', KEYS[1], KEYS[2])
-return 1
+if owner and owner ~= ARGV[1] then return false end
+if not owner and redis.call('EXISTS', KEYS[3]) == 1 then return false end
+return redis.call('SMEMBERS', KEYS[2])
 `;
 
 const TAKEOVER_SCRIPT = `
@@ -57,7 +60,7 @@ return {h[1], h[2], h[3], h[4], h[5], redis.call('SMEMBERS', KEYS[2])}
 type Scripted = {
   rtAck(record: string, acked: string, report: string, conversationId: string, userId: string): Promise<[string, string?, number?]>;
   rtTakeover(record: string, acked: string, nodeId: string): Promise<[string, string, string, string, string, string[]] | null>;
-  rtFinalize(record: string, acked: string, report: string, nodeId: string, stored: string, retentionMs: number): Promise<number>;
+  rtFinalize(record: string, acked: string, report: string, nodeId: string): Promise<string[] | null>;
 };
 
 interface StoredReport {
@@ -162,13 +165,28 @@ export class ClusterAckRouter implements AckRouter {
   }
 
   /** Writes the report if this node still owns the message, then announces it; an adopted message is left to its adopter. */
-  private async finalize({ report, senderId, announce }: UnwrittenReport): Promise<void> {
+  private async finalize(pending: UnwrittenReport): Promise<void> {
     const { keys, node } = this.options;
+    const { report, senderId } = pending;
     const id = report.messageId;
-    const mine = await this.cmd.rtFinalize(keys.ack(id), keys.ackAcked(id), keys.ackReport(id), node.nodeId, superjson.stringify({ report, senderId }), this.options.retentionMs);
+    const recorded = await this.cmd.rtFinalize(keys.ack(id), keys.ackAcked(id), keys.ackReport(id), node.nodeId);
     void this.options.redis.cmd.srem(keys.nodeAcks(node.nodeId), id).catch(() => undefined);
-    if (mine === 1) announce();
-    else this.options.log.warn({ messageId: id }, 'message adopted by another node meanwhile: its report is left to that node');
+    if (recorded === null) {
+      this.options.log.warn({ messageId: id }, 'message adopted by another node meanwhile: its report is left to that node');
+      return;
+    }
+    const acked = new Set([...report.acked, ...recorded]);
+    if (acked.size !== report.acked.length) {
+      report.acked = report.expected.filter((u) => acked.has(u));
+      report.missing = report.expected.filter((u) => !acked.has(u));
+      report.status = report.missing.length === 0 ? 'delivered' : report.acked.length === 0 ? 'failed' : 'partial';
+    }
+    await this.options.redis.cmd
+      .multi()
+      .set(keys.ackReport(id), superjson.stringify({ report, senderId }), 'PX', this.options.retentionMs)
+      .del(keys.ack(id), keys.ackAcked(id))
+      .exec();
+    pending.announce();
   }
 
   async ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult> {
@@ -196,6 +214,8 @@ export class ClusterAckRouter implements AckRouter {
       return { accepted: false, duplicate: report.acked.includes(userId), late: true };
     }
     if (outcome === 'not_expected') throw notExpected(messageId, userId);
+    // Past the deadline the owner is reporting without it: say so rather than "accepted".
+    if (outcome === 'late_deadline') return { accepted: false, duplicate: false, late: true };
     throw unknownAck(messageId, conversationId);
   }
 
@@ -243,9 +263,10 @@ export class ClusterAckRouter implements AckRouter {
       const claimed = await this.cmd.rtTakeover(keys.ack(messageId), keys.ackAcked(messageId), node.nodeId);
       if (!claimed) continue;
       const [conversationId, senderId, expected, createdAt, expiresAt, acked] = claimed;
-      await this.options.redis.cmd.sadd(keys.nodeAcks(node.nodeId), messageId);
+      // Adopted before anything else is awaited: an ack notification may already be on its way here.
       tracker.adopt({ messageId, conversationId, senderId, expected: JSON.parse(expected) as UserId[], acked, createdAt: Number(createdAt), expiresAt: Number(expiresAt) });
       adopted += 1;
+      await this.options.redis.cmd.sadd(keys.nodeAcks(node.nodeId), messageId);
     }
     if (adopted > 0) this.options.log.warn({ deadNode: deadNodeId, adopted }, 'took over pending acks of a dead node');
     return adopted;
