@@ -164,6 +164,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     let iterating = false;
     let done = false;
     let lastEventId = joinOptions.lastEventId;
+    let resumeFrom = joinOptions.lastEventId;
     let markStarted!: () => void;
     const started = new Promise<void>((resolve) => (markStarted = resolve));
 
@@ -179,7 +180,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         onData: ({ id, data: event }) => {
           // An event at or before the id this join resumed from was delivered before (to an
           // earlier page, say): an ack re-send of it is acked again, but not shown again.
-          const duplicate = seen.has(id) || own.has(id) || isAtOrBefore(id, joinOptions.lastEventId);
+          // A resync says the resume point is void: from then on nothing is hidden by it.
+          if (event.type === 'resync') resumeFrom = undefined;
+          const duplicate = seen.has(id) || own.has(id) || (event.type !== 'resync' && isAtOrBefore(id, resumeFrom));
           if (event.type === 'message' && event.message.ackRequired && autoAck && event.message.senderId !== userId) {
             // Re-sends of a message we already have are acked again: our first ack may have been lost.
             void trpc.message.ack.mutate({ conversationId, messageId: event.message.id }).catch(() => undefined);
