@@ -292,6 +292,8 @@ export class RedisBroker implements Broker {
   }
 
   private async startSubscription(roomId: RoomId, channel: string, room: RoomSubscription): Promise<void> {
+    // A node that has just started (or is reconnecting) gets a moment before it says unavailable.
+    await this.redis.whenAvailable(SUBSCRIBE_WAIT_MS).catch(() => undefined);
     if (!this.redis.available) {
       // Queue the subscription for the reconnect, but refuse to start a stream now.
       this.redis.sub.ssubscribe(channel).catch(() => undefined);
@@ -464,6 +466,9 @@ export class RedisBroker implements Broker {
     pipeline.exec().catch((error: unknown) => this.options.log.warn({ err: error }, 'history TTL refresh failed'));
   }
 }
+
+/** How long a new subscription waits for Redis to be reachable before it is refused. */
+const SUBSCRIBE_WAIT_MS = 2000;
 
 /** How long a publish waits for its own event to come back before resolving anyway. */
 const ECHO_WAIT_MS = 1000;
