@@ -14,6 +14,24 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/**
+ * The variables whose values are secret. An error about one names the variable and the rule it
+ * broke, never the value; `redactSecrets` scrubs their values from any other text.
+ */
+export const SECRET_VARIABLES = ['AUTH_SECRET', 'METRICS_TOKEN', 'REDIS_URL'] as const;
+const secretVariables: ReadonlySet<string> = new Set(SECRET_VARIABLES);
+
+/**
+ * The rule texts of the secret variables' checks: the only words a ConfigError about one of them
+ * may carry. A message zod builds itself (which may quote what it received) is never printed for
+ * them; a check added without `secretRule` reads "is invalid".
+ */
+const secretRules = new Set<string>();
+const secretRule = (text: string): string => {
+  secretRules.add(text);
+  return text;
+};
+
 const bool = z
   .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1');
@@ -22,7 +40,7 @@ export const envSchema = z.object({
   NODE_ENV: z.string().default('development'),
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
-  AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUTH_SECRET: z.string().min(32, secretRule('must be at least 32 characters')).optional(),
   ACK_TIMEOUT_MS: int(1, 3_600_000).default(5000),
   ACK_RETRY_MS: int(0, 3_600_000).default(1000),
   TYPING_TIMEOUT_MS: int(1, 3_600_000).default(5000),
@@ -31,7 +49,7 @@ export const envSchema = z.object({
   HISTORY_TTL_MS: int(1, 86_400_000).default(300_000),
   MAX_MESSAGE_BYTES: int(1, 16 * 1024 * 1024).default(16_384),
   MAX_BUFFERED_BYTES: int(1024).default(4_194_304),
-  REDIS_URL: z.string().url('must be a redis:// URL').optional(),
+  REDIS_URL: z.string().url({ protocol: /^rediss?$/, message: secretRule('must be a redis:// or rediss:// URL') }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // ---- ours ----
   /** Per-user message rate (token bucket refill per second) and burst. */
@@ -39,7 +57,7 @@ export const envSchema = z.object({
   MESSAGE_RATE_BURST: int(1).default(100),
   /** Per-user typing.set calls per second (burst is twice this). */
   TYPING_RATE_PER_SEC: int(1).default(10),
-  /** Largest inbound WebSocket frame; default leaves room for a maximal body after JSON escaping. */
+  /** Largest inbound WebSocket frame (a whole batch of calls); default 1 MiB, more for large bodies. */
   MAX_FRAME_BYTES: int(1024).optional(),
   /** Per-node limits: open connections per user, rooms per connection, subscriptions per connection. */
   MAX_CONNECTIONS_PER_USER: int(1).default(20),
@@ -49,6 +67,10 @@ export const envSchema = z.object({
   MAX_PENDING_ACKS_PER_SENDER: int(1).default(1000),
   /** After its token expires, how long a connection has to reconnect with a fresh one before it is closed with 4001. */
   TOKEN_REFRESH_GRACE_MS: int(0, 3_600_000).default(10_000),
+  /** A `?connectionParams=1` socket that sends none within this is refused (UNAUTHORIZED). */
+  AUTH_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
+  /** A refused connection answers every call with its error for this long, then is closed. */
+  AUTH_REJECT_LINGER_MS: int(0, 60_000).default(5000),
   /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
   KEEPALIVE_PING_MS: int(1000).default(30_000),
   /** How long close() waits for clients to move before terminating them. */
@@ -65,7 +87,7 @@ export const envSchema = z.object({
    */
   WS_ALLOWED_ORIGINS: z.string().optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
-  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_TOKEN: z.string().min(16, secretRule('must be at least 16 characters')).optional(),
   /** Cluster mode (REDIS_URL set): key and channel prefix, so several services can share one Redis. */
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 : _ . -').default('rt:'),
   /** Cluster mode: how often a node refreshes its heartbeat, and after how long without one it counts as dead. */
@@ -103,6 +125,8 @@ export interface Config {
   maxSubscriptionsPerConnection: number;
   keepAlivePingMs: number;
   tokenRefreshGraceMs: number;
+  authTimeoutMs: number;
+  rejectLingerMs: number;
   shutdownDrainMs: number;
   graphiql: boolean;
   introspection: boolean;
@@ -120,7 +144,10 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Reads and validates the environment; throws ConfigError with one line naming the variable. */
+/**
+ * Reads and validates the environment; throws ConfigError with one line naming the variable (and,
+ * unless it is one of SECRET_VARIABLES, the value).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const relevant: Record<string, string> = {};
   for (const key of Object.keys(envSchema.shape)) {
@@ -131,6 +158,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
+    if (secretVariables.has(name)) {
+      const rule = secretRules.has(issue.message) ? issue.message : 'is invalid';
+      throw new ConfigError(`Invalid configuration: ${name} ${rule} (value not shown)`);
+    }
     throw new ConfigError(`Invalid configuration: ${name}=${JSON.stringify(relevant[name] ?? '')} ${issue.message}`);
   }
   const e = parsed.data;
@@ -159,7 +190,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxMessageBytes,
     maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     // JSON may escape a control character as six bytes; leave room for that plus the envelope.
-    maxFrameBytes: e.MAX_FRAME_BYTES ?? Math.max(64 * 1024, maxMessageBytes * 6 + 16 * 1024),
+    // A stock client batches a tick's calls into one frame: room for bursts (20 × 8 KB sends, a
+    // catch-up's acks), and for a maximal body after JSON escaping.
+    maxFrameBytes: e.MAX_FRAME_BYTES ?? Math.max(1024 * 1024, maxMessageBytes * 6 + 16 * 1024),
     redisUrl: e.REDIS_URL,
     logLevel: e.LOG_LEVEL,
     messageRatePerSec: e.MESSAGE_RATE_PER_SEC,
@@ -171,6 +204,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     keepAlivePingMs: e.KEEPALIVE_PING_MS,
     tokenRefreshGraceMs: e.TOKEN_REFRESH_GRACE_MS,
+    authTimeoutMs: e.AUTH_TIMEOUT_MS,
+    rejectLingerMs: e.AUTH_REJECT_LINGER_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
@@ -194,4 +229,56 @@ function randomSecret(): string {
   const bytes = new Uint8Array(32);
   crypto.getRandomValues(bytes);
   return Buffer.from(bytes).toString('base64url');
+}
+
+/**
+ * `url` with its password masked (`redis://:***@host:6379`), or its user name when there is no
+ * password (`redis://secret@host` is read as a password by some tools); `[redacted]` when it does
+ * not parse.
+ */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url.trim());
+    if (parsed.password) parsed.password = '***';
+    else if (parsed.username) parsed.username = '***';
+    return parsed.href;
+  } catch {
+    return '[redacted]';
+  }
+}
+
+/**
+ * `text` with the values of the SECRET_VARIABLES set in `env` masked: REDIS_URL as `redactUrl`
+ * shows it, then what `redactUrl` masks in it and every other secret (raw and URL-decoded) as
+ * `***`. For text that did not come from us, such as an unexpected error at start-up.
+ */
+export function redactSecrets(text: string, env: NodeJS.ProcessEnv = process.env): string {
+  const masks: Array<[string, string]> = [];
+  const url = env.REDIS_URL;
+  if (url) {
+    masks.push([url, redactUrl(url)], [url.trim(), redactUrl(url)]);
+    try {
+      const { username, password } = new URL(url.trim());
+      const secret = password || username;
+      masks.push([secret, '***'], [safeDecode(secret), '***']);
+    } catch {
+      // Unparseable: the whole value is all there is to mask.
+    }
+  }
+  for (const name of SECRET_VARIABLES) {
+    const value = env[name];
+    if (value && name !== 'REDIS_URL') masks.push([value, '***'], [value.trim(), '***']);
+  }
+  let result = text;
+  // Longest first, so a whole URL is shown redacted before its password alone is masked.
+  for (const [value, shown] of masks.sort(([a], [b]) => b.length - a.length)) if (value) result = result.split(value).join(shown);
+  return result;
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }

@@ -3,8 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import { applyWSSHandler } from '@trpc/server/adapters/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { canAccess, createTokenVerifier } from './auth/tokens.ts';
 import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory-broker.ts';
@@ -18,12 +16,11 @@ import { createAdminPlane } from './admin/admin-plane.ts';
 import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { RealtimeService } from './service/realtime-service.ts';
+import { authenticateOrThrow, type Authenticate } from './transport/authenticate.ts';
 import { CloseCodes } from './transport/close-codes.ts';
-import { assertPinnedTrpc } from './transport/direct-frames.ts';
-import { createDirectSubscriptions, MAX_BATCH_SIZE, wireEncoder } from './transport/direct-calls.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
-import { authenticateOrThrow, createWsContextFactory, RECONNECT_FRAME, type Authenticate } from './transport/ws-context.ts';
+import { createWsTransport } from './transport/ws/transport.ts';
 
 export interface RealtimeServerOptions extends Partial<Config> {
   /** Replaces the built-in JWT check. Receives the bearer token (null when none was sent). */
@@ -65,7 +62,6 @@ export type RealtimeServer = ReturnType<typeof createRealtimeServer>;
 export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const { authenticate: customAuth, authorizeJoin, server: existing, logger, broker: customBroker, env, ...overrides } = options;
   const config = loadConfig(env ?? process.env, overrides);
-  assertPinnedTrpc();
   const log = logger ?? createLogger(config.logLevel);
   // REDIS_URL set: this node joins the cluster that shares that Redis (unless a broker is given).
   const cluster = config.redisUrl && !customBroker ? createCluster(config, NODE_ID, log) : null;
@@ -90,33 +86,17 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
   };
 
-  // ---- WebSocket: one noServer wss, upgrades routed by exact path.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
-  const createWsContext = createWsContextFactory({ service, authenticate, log, tokenRefreshGraceMs: config.tokenRefreshGraceMs });
-  const contexts = new WeakMap<WebSocket, Promise<Context>>();
-  const direct = createDirectSubscriptions({
+  // ---- WebSocket: tRPC's protocol, owned by transport/ws from the upgrade to the close.
+  const ws = createWsTransport({
     service,
-    authorize,
-    trpcConfig: router._def._config,
-    inputSchema: eventsInputSchema,
-    hotCalls: createHotCalls({ service, config, authorize }),
-    contextOf: (ws) => contexts.get(ws),
-    onError,
-  });
-  // The adapter's own reconnect broadcast is not used: close() staggers the notices itself.
-  applyWSSHandler<AppRouter>({
-    wss,
     router,
-    createContext: (opts) => {
-      const context = createWsContext(opts);
-      context.catch(() => undefined); // the adapter reports it; this copy is for direct subscriptions
-      contexts.set(opts.res, context);
-      return context;
-    },
-    keepAlive: { enabled: true, pingMs: config.keepAlivePingMs, pongWaitMs: 5000 },
-    maxBatchSize: MAX_BATCH_SIZE,
-    experimental_encoder: wireEncoder,
-    onError,
+    authenticate,
+    authorize,
+    hotCalls: createHotCalls({ service, config, authorize }),
+    eventsInput: eventsInputSchema,
+    config,
+    log,
+    report: onError,
   });
 
   // ---- HTTP: tRPC queries and mutations, with the token in the Authorization header.
@@ -174,10 +154,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       rejectUpgrade(socket, 403, 'Forbidden');
       return true;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      direct.attach(ws, req); // before the adapter's own listener: see direct-subscriptions.ts
-      wss.emit('connection', ws, req);
-    });
+    ws.handleUpgrade(req, socket, head);
     return true;
   }
 
@@ -290,19 +267,19 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         draining = true;
         service.beginShutdown();
         const started = Date.now();
-        log.info({ connections: wss.clients.size, pendingAcks: service.acks.pendingCount, drainMs: config.shutdownDrainMs }, 'draining');
+        log.info({ connections: ws.connectionCount, pendingAcks: service.acks.pendingCount, drainMs: config.shutdownDrainMs }, 'draining');
         await waitFor(() => service.acks.pendingCount === 0, config.shutdownDrainMs / 2);
         service.flushAcks();
         const left = Math.max(0, config.shutdownDrainMs - (Date.now() - started));
-        const notices = staggerReconnectNotices(wss.clients, left / 2);
-        await waitFor(() => wss.clients.size === 0, left);
+        const notices = ws.staggerReconnectNotices(left / 2);
+        await waitFor(() => ws.connectionCount === 0, left);
         notices.cancel();
-        for (const client of wss.clients) client.close(CloseCodes.SHUTDOWN, 'server shutting down');
-        await waitFor(() => wss.clients.size === 0, 1000);
-        for (const client of wss.clients) client.terminate();
+        ws.closeAll(CloseCodes.SHUTDOWN, 'server shutting down');
+        await waitFor(() => ws.connectionCount === 0, 1000);
+        ws.terminateAll();
         await service.close();
         await cluster?.close();
-        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        await ws.close();
         await adminPlane.dispose();
         httpServer.off('upgrade', onUpgrade);
         if (existing) {
@@ -378,19 +355,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-}
-
-/** Sends each socket the tRPC reconnect notice at a random moment within `windowMs`. */
-function staggerReconnectNotices(clients: Set<WebSocket>, windowMs: number): { cancel(): void } {
-  const timers: NodeJS.Timeout[] = [];
-  for (const client of clients) {
-    timers.push(
-      setTimeout(() => {
-        if (client.readyState === client.OPEN) client.send(RECONNECT_FRAME);
-      }, Math.random() * windowMs),
-    );
-  }
-  return { cancel: () => timers.forEach(clearTimeout) };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

@@ -183,7 +183,7 @@ describe('acknowledged broadcast (CONTRACT §4)', () => {
     expect(t.app.service.acks.pendingCount).toBe(0);
   });
 
-  it('re-sends the same event (same eventId) every ACK_RETRY_MS to recipients that have not acked, and only to them', async () => {
+  it('re-sends the message every ACK_RETRY_MS to recipients that have not acked, and only to them: same message, resendOf its first id, ids that only move forward', async () => {
     await using t = await startTestApp({ ackRetryMs: 100, ackTimeoutMs: 600 });
     const alice = await t.client('alice');
     const bob = await t.client('bob', { autoAck: false });
@@ -223,13 +223,20 @@ describe('acknowledged broadcast (CONTRACT §4)', () => {
     const carolCountAtAck = carolCopies.filter((c) => c.event.type === 'message').length;
     const bobCountAtCarolAck = bobCopies.filter((c) => c.event.type === 'message').length;
 
-    // bob keeps getting the very same event...
+    // bob keeps getting the same message: first under its event id, then as re-sends naming it,
+    // each under an id after everything bob's stream had (so its resume point never moves back)...
     await vi.waitFor(() => expect(bobCopies.filter((c) => c.event.type === 'message').length).toBeGreaterThanOrEqual(bobCountAtCarolAck + 2), { timeout: 2000 });
     const bobMessages = bobCopies.filter((c) => c.event.type === 'message');
-    for (const copy of bobMessages) {
-      expect(copy.id).toBe(sent.eventId);
-      expect((copy.event as Extract<RoomEvent, { type: 'message' }>).message.id).toBe(sent.messageId);
+    expect(bobMessages[0]!.id).toBe(sent.eventId);
+    expect(bobMessages[0]!.event).not.toHaveProperty('resendOf');
+    for (const copy of bobMessages.slice(1)) {
+      expect((copy.event as Extract<RoomEvent, { type: 'message' }>).resendOf).toBe(sent.eventId);
+      expect(copy.id > sent.eventId).toBe(true);
     }
+    for (const copy of bobMessages) expect((copy.event as Extract<RoomEvent, { type: 'message' }>).message.id).toBe(sent.messageId);
+    const ids = bobCopies.map((c) => c.id);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
     // ...while carol, who acked, gets no more copies.
     expect(carolCopies.filter((c) => c.event.type === 'message').length).toBe(carolCountAtAck);
 

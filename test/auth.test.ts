@@ -68,8 +68,8 @@ describe('WebSocket authentication', () => {
     expect(seenA.map((s) => s.event.type)).toEqual(['message']);
   });
 
-  it('sends only error frames to a raw socket with a bad token — no data, no started', async () => {
-    await using t = await startTestApp();
+  it('sends only error frames to a raw socket with a bad token — no data, no started — then closes it (4501)', async () => {
+    await using t = await startTestApp({ rejectLingerMs: 50 });
     const alice = await t.client('alice');
     await joined(alice, 'secret-room');
     const aliceToken = await t.token('alice');
@@ -97,7 +97,9 @@ describe('WebSocket authentication', () => {
       expect(raw.frames.some((f) => (f as { id: unknown }).id === null), label).toBe(true);
       expect(JSON.stringify(raw.frames), label).not.toContain('alice');
       expect(JSON.stringify(raw.frames), label).not.toContain('activity');
-      expect(closed.code, label).not.toBe(1006);
+      expect(closed.code, label).toBe(4501);
+      // Every call got its own answer, by id, besides the one `id: null` notice.
+      expect(raw.frames.map((f) => (f as { id: unknown }).id).sort(), label).toEqual([1, 2, 3, 4, null]);
     }
     expect(t.app.service.stats.messagesBroadcast).toBe(0);
 

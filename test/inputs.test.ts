@@ -34,8 +34,6 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
       ['send: conversationId missing', () => alice.trpc.message.send.mutate({ body: 'x' } as never), 'conversationId'],
       ['send: body empty', () => send({ body: '' }), 'body'],
       ['send: body not a string', () => send({ body: 42 }), 'body'],
-      ['send: body 101 ASCII bytes', () => send({ body: 'a'.repeat(101) }), 'body'],
-      ['send: body 34 × € = 102 UTF-8 bytes', () => send({ body: '€'.repeat(34) }), 'body'],
       ['send: clientMessageId 129 chars', () => send({ clientMessageId: 'c'.repeat(129) }), 'clientMessageId'],
       ['send: clientMessageId empty', () => send({ clientMessageId: '' }), 'clientMessageId'],
       ['send: ack timeoutMs not an integer', () => send({ ack: { timeoutMs: 1.5 } }), 'ack.timeoutMs'],
@@ -55,6 +53,13 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
       expect(error.code, label).toBe('BAD_REQUEST');
       expect(error.message, label).toContain(field);
       expect(error.message, label).not.toMatch(/^\[|"code":/); // a sentence, not a JSON dump of zod issues
+    }
+    // A body over MAX_MESSAGE_BYTES is a limit, not a malformed input: PAYLOAD_TOO_LARGE, naming both.
+    for (const [label, body] of [['body 101 ASCII bytes', 'a'.repeat(101)], ['body 34 × € = 102 UTF-8 bytes', '€'.repeat(34)]] as const) {
+      const error = await errorOf(send({ body }));
+      expect(error.code, label).toBe('PAYLOAD_TOO_LARGE');
+      expect(error.message, label).toContain('body');
+      expect(error.message, label).toContain('MAX_MESSAGE_BYTES');
     }
 
     // A subscription with a bad id is refused the same way and joins nothing.
@@ -91,7 +96,7 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
     // 100 ASCII bytes and 33 × '€' (99 bytes) fit; one more byte does not.
     await alice.send('bytes', 'a'.repeat(100));
     await alice.send('bytes', '€'.repeat(33));
-    expect((await errorOf(alice.send('bytes', '€'.repeat(33) + 'ab'))).code).toBe('BAD_REQUEST');
+    expect((await errorOf(alice.send('bytes', '€'.repeat(33) + 'ab'))).code).toBe('PAYLOAD_TOO_LARGE');
     expect((await errorOf(alice.send('bytes', '😀'.repeat(26)))).message).toContain('body'); // 104 bytes, 52 UTF-16 units
     const marker = b.next('message', (e) => e.message.body === 'end');
     await alice.send('bytes', 'end');
@@ -99,12 +104,12 @@ describe('input validation (BAD_REQUEST naming the field, nothing changed)', () 
     expect(bodies(seen)).toEqual(['a'.repeat(100), '€'.repeat(33), 'end']);
   });
 
-  it('answers BAD_REQUEST (400) over HTTP too, naming the field', async () => {
+  it('answers BAD_REQUEST (400) over HTTP too, naming the field, and PAYLOAD_TOO_LARGE (413) for a body over the limit', async () => {
     await using t = await startTestApp({ maxMessageBytes: 100 });
     const token = await t.token('alice');
     const res = await trpcHttp(t.baseUrl, 'message.send', { conversationId: 'room', body: '€'.repeat(34) }, { token });
-    expect(res.status).toBe(400);
-    expect(res.error?.code).toBe('BAD_REQUEST');
+    expect(res.status).toBe(413);
+    expect(res.error?.code).toBe('PAYLOAD_TOO_LARGE');
     expect(res.error?.message).toContain('body');
     const bad = await trpcHttp(t.baseUrl, 'message.send', { conversationId: 'bad room', body: 'x' }, { token });
     expect(bad.status).toBe(400);

@@ -275,6 +275,7 @@ export class SoakTraffic implements ChurnHost {
       case 'user_disconnected':
       case 'conversation_updated':
       case 'system':
+      case 'subscribed':
         return; // presence and the rest: seen, not checked here
     }
   }

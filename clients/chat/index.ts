@@ -34,6 +34,18 @@ export interface ChatClientOptions {
   retryDelayMs?: (attempt: number) => number;
   /** Called when the server closes the socket with a terminal code (4500–4999); the client then closes. */
   onTerminalClose?: (code: number) => void;
+  /**
+   * Called when the server refuses the connection for good — UNAUTHORIZED: the token is missing,
+   * invalid or expired (`error.message` says which). The client then closes instead of
+   * reconnecting; every pending call and join fails with the same error.
+   */
+  onTerminalError?: (error: TRPCClientError<AppRouter>) => void;
+  /**
+   * Largest frame the client lets the tRPC link build (it puts every call of one tick into one
+   * frame): calls beyond it wait for the next frame. Keep it under the server's MAX_FRAME_BYTES
+   * (default 1 MiB); default 256 KiB.
+   */
+  maxFrameBytes?: number;
   /** How many event ids to remember per conversation for de-duplication (default 4096). */
   dedupWindow?: number;
 }
@@ -54,7 +66,7 @@ export type SendOptions = {
 /** One joined conversation: events as an async iterator and/or callbacks. */
 export interface Conversation extends AsyncIterable<{ id: string; event: RoomEvent }> {
   readonly conversationId: string;
-  /** The last event id delivered to the application (the resume point). */
+  /** The stream's position: the last event id it received (the resume point). */
   readonly lastEventId: string | undefined;
   /** Registers a callback for one event type; returns its remover. */
   on<TType extends RoomEvent['type']>(type: TType, listener: (event: Extract<RoomEvent, { type: TType }>, id: string) => void): () => void;
@@ -107,9 +119,15 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
    * open"; `explain` gives the application the real reason instead.
    */
   let refusal: TRPCClientError<AppRouter> | null = null;
+  /** Why the server refused this client for good, once it has. */
+  let terminalError: TRPCClientError<AppRouter> | null = null;
+  const budget = new FrameBudget(options.maxFrameBytes ?? 256 * 1024);
   class ObservedWebSocket extends BaseWebSocket {
     constructor(...args: ConstructorParameters<typeof WebSocket>) {
       super(...args);
+      budget.socket = this;
+      this.addEventListener('open', () => budget.changed());
+      this.addEventListener('close', () => budget.changed());
       this.addEventListener('message', (event: MessageEvent) => {
         const data: unknown = event.data;
         if (typeof data !== 'string') return;
@@ -117,12 +135,29 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           try {
             refusal = TRPCClientError.from({ error: superjson.deserialize((JSON.parse(data) as { error: Parameters<typeof superjson.deserialize>[0] }).error) });
           } catch {
-            // not a frame we understand: leave the stock error as it is
+            return; // not a frame we understand: leave the stock error as it is
+          }
+          if (refusal.data?.code === 'UNAUTHORIZED' && !closed) {
+            // Refused for good: say so once and stop, rather than reconnect with the same token —
+            // after the frames of this turn, which answer each pending call with its own error.
+            const error = refusal;
+            terminalError = error;
+            setTimeout(() => {
+              if (closed) return;
+              options.onTerminalError?.(error);
+              for (const fail of openJoins) fail(error);
+              void client.close();
+            }, 0);
           }
         } else if (refusal && data.startsWith('{"id":')) {
           refusal = null; // answered normally again
         }
       });
+    }
+
+    override send(data: Parameters<WebSocket['send']>[0]): void {
+      super.send(data);
+      if (data !== 'PING' && data !== 'PONG') budget.sent();
     }
   }
   const explain = (error: unknown): unknown => (refusal && !(error instanceof TRPCClientError && error.data) ? refusal : error);
@@ -144,6 +179,8 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 
   const trpc = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
 
+  /** Joins still running, to fail with the reason when the server refuses the client for good. */
+  const openJoins = new Set<(error: unknown) => void>();
   /** Event ids this process sent itself (excluded from its own stream, but replayed on resume). */
   const ownEventIds = new Map<string, Set<string>>();
   const typingState = new Map<string, { on: boolean; lastSent: number; idle: NodeJS.Timeout | null }>();
@@ -170,36 +207,49 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 
     const finish = () => {
       done = true;
+      openJoins.delete(fail);
       for (const w of iterWaiters.splice(0)) w({ value: undefined, done: true });
     };
+    const fail = (error: unknown) => {
+      if (done) return;
+      joinOptions.onError?.(error);
+      finish();
+    };
+    openJoins.add(fail);
 
     const subscription = trpc.conversation.events.subscribe(
       { conversationId, ...(joinOptions.lastEventId !== undefined && { lastEventId: joinOptions.lastEventId }) },
       {
         onStarted: () => markStarted(),
         onData: ({ id, data: event }) => {
+          if (event.type === 'subscribed') {
+            // The stream's position and who is here: for `on('subscribed')` listeners only.
+            lastEventId = id;
+            for (const listener of listeners) if (listener !== joinOptions.onEvent) listener(event, id);
+            return;
+          }
           // An event at or before the id this join resumed from was delivered before (to an
-          // earlier page, say): an ack re-send of it is acked again, but not shown again.
+          // earlier page, say); an ack re-send names the id its message had first (`resendOf`):
+          // either is acked again, but not shown again.
           // A resync says the resume point is void: from then on nothing is hidden by it.
           if (event.type === 'resync') resumeFrom = undefined;
-          const duplicate = seen.has(id) || own.has(id) || (event.type !== 'resync' && isAtOrBefore(id, resumeFrom));
+          const original = event.type === 'message' && event.resendOf !== undefined ? event.resendOf : id;
+          const duplicate = seen.has(original) || own.has(original) || (event.type !== 'resync' && isAtOrBefore(original, resumeFrom));
           if (event.type === 'message' && event.message.ackRequired && autoAck && event.message.senderId !== userId) {
             // Re-sends of a message we already have are acked again: our first ack may have been lost.
-            void trpc.message.ack.mutate({ conversationId, messageId: event.message.id }).catch(() => undefined);
+            const ack = { conversationId, messageId: event.message.id };
+            void gated(ack, () => trpc.message.ack.mutate(ack)).catch(() => undefined);
           }
-          if (duplicate) return;
-          remember(seen, id);
           lastEventId = id;
+          if (duplicate) return;
+          remember(seen, original);
           for (const listener of listeners) listener(event, id);
           const item = { id, event };
           const waiter = iterWaiters.shift();
           if (waiter) waiter({ value: item, done: false });
           else if (iterating) buffered.push(item);
         },
-        onError: (error) => {
-          joinOptions.onError?.(explain(error));
-          finish();
-        },
+        onError: (error) => fail(explain(error)),
         onComplete: finish,
         onStopped: finish,
       },
@@ -255,13 +305,22 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     return conversation;
   }
 
+  /** A call through the frame budget: it joins a frame only when that frame stays small enough. */
+  async function gated<T>(input: unknown, call: () => Promise<T>): Promise<T> {
+    // A closed client stays closed (the stock client would open a new socket for the call).
+    if (closed) throw terminalError ?? new Error('the chat client is closed');
+    await budget.admit(input);
+    if (closed) throw terminalError ?? new Error('the chat client is closed');
+    return call();
+  }
+
   async function send(conversationId: string, body: string, sendOptions: SendOptions = {}): Promise<SendResult> {
     // A clientMessageId makes the send idempotent, so a retry after a dropped socket is safe.
     const clientMessageId = sendOptions.clientMessageId ?? crypto.randomUUID();
     const input = { conversationId, body, clientMessageId, ...(sendOptions.ack !== undefined && { ack: sendOptions.ack }), ...(sendOptions.echo !== undefined && { echo: sendOptions.echo }) };
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const result = await trpc.message.send.mutate(input);
+        const result = await gated(input, () => trpc.message.send.mutate(input));
         const own = ownEventIds.get(conversationId);
         if (own && !sendOptions.echo) remember(own, result.eventId);
         return result;
@@ -282,14 +341,14 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       if (!state.on || now - state.lastSent >= throttleMs) {
         state.on = true;
         state.lastSent = now;
-        void trpc.typing.set.mutate({ conversationId, isTyping: true }).catch(() => undefined);
+        void gated(null, () => trpc.typing.set.mutate({ conversationId, isTyping: true })).catch(() => undefined);
       }
       state.idle = setTimeout(() => setTyping(conversationId, false), idleMs);
       state.idle.unref?.();
     } else if (state.on) {
       state.on = false;
       typingState.delete(conversationId);
-      void trpc.typing.set.mutate({ conversationId, isTyping: false }).catch(() => undefined);
+      void gated(null, () => trpc.typing.set.mutate({ conversationId, isTyping: false })).catch(() => undefined);
     }
   }
 
@@ -300,13 +359,14 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     trpc,
     join,
     send,
-    ack: (conversationId, messageId) => trpc.message.ack.mutate({ conversationId, messageId }).catch((e: unknown) => Promise.reject(explain(e))),
+    ack: (conversationId, messageId) => gated(null, () => trpc.message.ack.mutate({ conversationId, messageId })).catch((e: unknown) => Promise.reject(explain(e))),
     setTyping,
-    presence: async (conversationId) => (await trpc.conversation.presence.query({ conversationId }).catch((e: unknown) => Promise.reject(explain(e)))).members,
-    deliveryStatus: (messageId) => trpc.message.deliveryStatus.query({ messageId }).catch((e: unknown) => Promise.reject(explain(e))),
+    presence: async (conversationId) => (await gated(null, () => trpc.conversation.presence.query({ conversationId })).catch((e: unknown) => Promise.reject(explain(e)))).members,
+    deliveryStatus: (messageId) => gated(null, () => trpc.message.deliveryStatus.query({ messageId })).catch((e: unknown) => Promise.reject(explain(e))),
     async close() {
       if (closed) return;
       closed = true;
+      budget.close();
       for (const state of typingState.values()) if (state.idle) clearTimeout(state.idle);
       typingState.clear();
       await wsClient.close();
@@ -327,4 +387,49 @@ function isAtOrBefore(id: string, resumeFrom: string | undefined): boolean {
   if (resumeFrom === undefined) return false;
   const epoch = id.slice(0, id.indexOf(':') + 1);
   return epoch !== '' && resumeFrom.startsWith(epoch) && id <= resumeFrom;
+}
+
+/**
+ * Keeps the frames the stock wsLink builds under a size: it sends every call made while one
+ * frame is being gathered (the same tick, or all that waited for a reconnect) as one frame, and
+ * a server refuses a frame over its MAX_FRAME_BYTES. A call is let through while the frame being
+ * gathered stays within `maxBytes` (or is empty); later calls wait until that frame has left, and
+ * nothing is let through while the socket is not open, so an offline backlog leaves in pieces.
+ */
+class FrameBudget {
+  socket: WebSocket | null = null;
+  private used = 0;
+  private waiters: Array<() => void> = [];
+  private closed = false;
+  private readonly encoder = new TextEncoder();
+
+  constructor(private readonly maxBytes: number) {}
+
+  async admit(input: unknown): Promise<void> {
+    // The request's size on the wire, give or take its envelope.
+    const bytes = 160 + (input === null || input === undefined ? 0 : this.encoder.encode(JSON.stringify(superjson.serialize(input))).length);
+    while (!this.closed) {
+      if (this.socket?.readyState === 1 && (this.used === 0 || this.used + bytes <= this.maxBytes)) {
+        this.used += bytes;
+        return;
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** A frame left: the next one starts empty. */
+  sent(): void {
+    this.used = 0;
+    this.changed();
+  }
+
+  /** The socket opened, closed or sent: waiting calls look again. */
+  changed(): void {
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.changed();
+  }
 }

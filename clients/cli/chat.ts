@@ -73,6 +73,12 @@ function describe(event: RoomEvent): string | null {
       return `* [${event.event}] ${JSON.stringify(event.data)}`;
     case 'resync':
       return `* history no longer covers the gap (${event.reason}); showing live messages from here`;
+    case 'subscribed': {
+      if (event.resumed) return null;
+      const others = event.members.filter((m) => m.userId !== client.userId).map((m) => m.name ?? m.userId);
+      const more = event.memberCount - event.members.length;
+      return `* in ${room}: ${others.length > 0 ? `${others.join(', ')}${more > 0 ? ` and ${more} more` : ''}` : 'nobody else yet'}`;
+    }
   }
 }
 

@@ -11,8 +11,9 @@ export type ConnectionId = string;
 /** Server-assigned message id (UUID). */
 export type MessageId = string;
 /**
- * Opaque, strictly increasing per room in delivery order: `<epoch>:<seq>` for stored events,
- * `<epoch>:<seq>.<n>` for ephemeral ones (see history/event-id.ts).
+ * Opaque, strictly increasing per stream in delivery order: `<epoch>:<seq>` for stored events,
+ * `<epoch>:<seq>.<n>` for ephemeral ones, `<position>-<k>` for events of one stream only (see
+ * history/event-id.ts).
  */
 export type EventId = string;
 
@@ -67,7 +68,12 @@ interface EventBase {
 }
 
 export type RoomEvent =
-  | (EventBase & { type: 'message'; message: ChatMessage })
+  /**
+   * `resendOf`: on an ack re-send, the id the message had when first sent. A re-send carries a
+   * new id (after everything its stream has had) so that it never moves a resume point back;
+   * clients that already have `resendOf` ack it again and do not show it again.
+   */
+  | (EventBase & { type: 'message'; message: ChatMessage; resendOf?: EventId })
   | (EventBase & { type: 'user_joined'; userId: UserId; name?: string })
   | (EventBase & { type: 'user_left'; userId: UserId })
   | (EventBase & { type: 'user_disconnected'; userId: UserId })
@@ -75,7 +81,17 @@ export type RoomEvent =
   | (EventBase & { type: 'message_delivered'; report: DeliveryReport })
   | (EventBase & { type: 'conversation_updated'; changes: Record<string, unknown> })
   | (EventBase & { type: 'system'; event: string; data: unknown })
-  | (EventBase & { type: 'resync'; reason: ResyncReason });
+  | (EventBase & { type: 'resync'; reason: ResyncReason })
+  /**
+   * First event of every stream, to the subscribing connection only: its id is the stream's
+   * position in the room (so a client that drops before anything else happens resumes from it),
+   * with who is present at that moment — at most PRESENCE_SNAPSHOT_LIMIT members listed,
+   * `memberCount` counts them all.
+   */
+  | (EventBase & { type: 'subscribed'; resumed: boolean; members: MemberPresence[]; memberCount: number });
+
+/** The most members a `subscribed` event lists; `memberCount` says how many there are. */
+export const PRESENCE_SNAPSHOT_LIMIT = 100;
 
 export type RoomEventType = RoomEvent['type'];
 

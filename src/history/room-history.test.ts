@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RoomEvent } from '../domain/types.ts';
-import { compareEventIds, formatEventId, parseEventId } from './event-id.ts';
+import { compareEventIds, formatEventId, localEventIdAfter, parseEventId } from './event-id.ts';
 import { RoomHistory } from './room-history.ts';
 
 const ev = (n: number): RoomEvent => ({ type: 'system', conversationId: 'r1', at: new Date(0), event: `e${n}`, data: n });
@@ -21,8 +21,23 @@ describe('event ids', () => {
     expect(compareEventIds(parseEventId('a:1')!, parseEventId('b:1')!)).toBeNull();
   });
 
+  it('puts a stream-local id after its position and before the room\'s next event; a resume from it is a resume from the position', () => {
+    const ids = [formatEventId('e', 9), localEventIdAfter(formatEventId('e', 9))!, formatEventId('e', 9, 0, 2), formatEventId('e', 9, 1), localEventIdAfter(formatEventId('e', 9, 1))!, formatEventId('e', 10)];
+    expect([...ids].sort()).toEqual(ids);
+    const parsed = ids.map((id) => parseEventId(id)!);
+    for (let i = 1; i < parsed.length; i += 1) expect(compareEventIds(parsed[i - 1]!, parsed[i]!)).toBeLessThan(0);
+    expect(localEventIdAfter(ids[1]!)).toBe(ids[2]);
+    expect(localEventIdAfter('nonsense')).toBeNull();
+    const { h } = history();
+    const first = h.append('r', { type: 'system', conversationId: 'r', at: new Date(), event: 'a', data: null }, {}, true);
+    const second = h.append('r', { type: 'system', conversationId: 'r', at: new Date(), event: 'b', data: null }, {}, true);
+    const resumed = h.readSince('r', localEventIdAfter(first.id)!);
+    expect(resumed.kind === 'replay' && resumed.events.map((e) => e.id)).toEqual([second.id]);
+    expect(h.readSince('r', localEventIdAfter(second.id)!)).toMatchObject({ kind: 'replay', events: [] });
+  });
+
   it('rejects what is not an id', () => {
-    for (const bad of ['', 'nonsense', 'e:', ':1', 'e:1.', 'e:-1', 'e:1:2', 'a b:1', `e:${'9'.repeat(20)}`]) {
+    for (const bad of ['', 'nonsense', 'e:', ':1', 'e:1.', 'e:-1', 'e:1:2', 'e:1-', 'e:1.2.3', 'a b:1', `e:${'9'.repeat(20)}`]) {
       expect(parseEventId(bad)).toBeNull();
     }
   });

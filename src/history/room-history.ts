@@ -36,7 +36,8 @@ export function judgeResume(
 ): { kind: 'replay'; head: EventId } | Extract<ResumeResult, { kind: 'resync' }> {
   const head = formatEventId(history.epoch, history.seq, history.sub);
   if (!from) return { kind: 'resync', reason: 'unknown_event_id', head };
-  const order = compareEventIds(from, history);
+  // A stream's local part (`-k`) adds nothing to the room's history: resume from its position.
+  const order = compareEventIds({ epoch: from.epoch, seq: from.seq, sub: from.sub }, history);
   if (order === null) return { kind: 'resync', reason: 'history_unavailable', head };
   if (order > 0) return { kind: 'resync', reason: 'unknown_event_id', head };
   if (from.seq + 1 < history.seq - history.length + 1) return { kind: 'resync', reason: 'history_truncated', head };

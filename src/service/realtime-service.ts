@@ -13,13 +13,15 @@ import type {
   MessageId,
   PendingDeliveryReport,
   Principal,
+  ResyncReason,
   RoomEnvelope,
   RoomEvent,
   RoomId,
   SendResult,
   UserId,
 } from '../domain/types.ts';
-import { compareEventIds, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import { PRESENCE_SNAPSHOT_LIMIT } from '../domain/types.ts';
+import { compareEventIds, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import type { Logger } from '../logger.ts';
 import { LocalPresence } from '../presence/local-presence.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
@@ -64,7 +66,8 @@ export interface SendInput {
  * when a connection is too far behind.
  */
 export interface SubscriberSink {
-  write(envelope: RoomEnvelope): void;
+  /** `shared`: the same envelope goes to other subscribers too (worth caching its frame). */
+  write(envelope: RoomEnvelope, shared: boolean): void;
 }
 
 export interface SubscriptionInput {
@@ -95,6 +98,8 @@ interface LocalSubscriber {
   held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
   /** Its connection was closed as a slow consumer: nothing more is written to it. */
   dropped: boolean;
+  /** The id of the last event written to it: where its client would resume from. */
+  position: EventId;
   /** Ends the subscription (stop, socket close, room closed, slow consumer). */
   end: () => void;
 }
@@ -242,18 +247,6 @@ export class RealtimeService {
     return { cancel, done: this.runSubscription(input, ended, end, state) };
   }
 
-  /** openSubscription, ended by an AbortSignal; resolves when the subscription ends. */
-  async subscribe(input: SubscriptionInput & { signal?: AbortSignal }): Promise<void> {
-    if (input.signal?.aborted) return;
-    const handle = this.openSubscription(input);
-    input.signal?.addEventListener('abort', handle.cancel, { once: true });
-    try {
-      await handle.done;
-    } finally {
-      input.signal?.removeEventListener('abort', handle.cancel);
-    }
-  }
-
   private async runSubscription(input: SubscriptionInput, ended: Promise<void>, end: () => void, state: { cancelled: boolean }): Promise<void> {
     const connection = this.connections.get(input.connectionId);
     if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
@@ -267,7 +260,7 @@ export class RealtimeService {
       throw new DomainError('LIMIT_EXCEEDED', `too many rooms on this connection (max ${this.config.maxRoomsPerConnection}); leave one first`);
     }
 
-    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false };
+    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false, position: '' };
     this.addSubscriber(sub);
     let joined = false;
     try {
@@ -286,30 +279,56 @@ export class RealtimeService {
       }
       this.syncPresence(roomId, userId);
 
-      let cutoff: ParsedEventId | null = null;
+      // The stream's position: where a fresh subscriber starts (the room's head), or the point a
+      // resume replays from. It is the id of the stream's first event, `subscribed`, so a client
+      // that drops before anything else happens still resumes without loss.
+      let position: EventId;
+      let cutoff: ParsedEventId | null;
+      let replay: RoomEnvelope[] = [];
+      let resync: ResyncReason | null = null;
       if (input.lastEventId) {
         const resume = await this.broker.readSince(roomId, input.lastEventId);
-        if (state.cancelled) return;
-        cutoff = parseEventId(resume.head);
         if (resume.kind === 'resync') {
-          const envelope: RoomEnvelope = { id: resume.head, event: { type: 'resync', conversationId: roomId, at: new Date(), reason: resume.reason }, audience: {} };
-          if (this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
+          position = resume.head;
+          resync = resume.reason;
         } else {
-          for (const envelope of resume.events) {
-            // A user never hears its own presence live (the event skips the joining connection,
-            // and no other tab exists then); a replay from an older point must not show it either.
-            if (isOwnPresence(envelope, userId)) continue;
-            if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, false);
-          }
+          position = input.lastEventId;
+          replay = resume.events;
         }
+        cutoff = parseEventId(resume.head);
+      } else {
+        position = await this.broker.head(roomId);
+        cutoff = parseEventId(position);
       }
-      // Live events that came in meanwhile; those the replay already covered are dropped
-      // (ack re-sends are not: they repeat an older id on purpose).
+      const members = await this.presenceStore.members(roomId);
+      if (state.cancelled) return;
+      sub.position = position;
+      const snapshot: RoomEvent = {
+        type: 'subscribed',
+        conversationId: roomId,
+        at: new Date(),
+        resumed: input.lastEventId !== undefined && input.lastEventId !== null && resync === null,
+        members: members.slice(0, PRESENCE_SNAPSHOT_LIMIT),
+        memberCount: members.length,
+      };
+      this.writeTo(sub, { id: position, event: snapshot, audience: {} }, false);
+      if (resync) {
+        const event: RoomEvent = { type: 'resync', conversationId: roomId, at: new Date(), reason: resync };
+        if (this.writeTo(sub, { id: localEventIdAfter(position) ?? position, event, audience: {} }, false)) this.countDeliveries({ id: position, event, audience: {} }, 1, false);
+      }
+      for (const envelope of replay) {
+        // A user never hears its own presence live (the event skips the joining connection,
+        // and no other tab exists then); a replay from an older point must not show it either.
+        if (isOwnPresence(envelope, userId)) continue;
+        if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
+      }
+      // Live events that came in meanwhile; those at or before the position (or covered by the
+      // replay) are dropped. Ack re-sends are not: they carry ids of their own (deliver).
       const held = sub.held ?? [];
       sub.held = null;
       for (const { envelope, redelivery } of held) {
         if (!redelivery && cutoff && isCovered(envelope.id, cutoff)) continue;
-        if (this.deliver(sub, envelope)) this.countDeliveries(envelope, 1, !redelivery);
+        if (this.deliver(sub, envelope, redelivery)) this.countDeliveries(envelope, 1, !redelivery);
       }
       await ended;
     } finally {
@@ -392,7 +411,7 @@ export class RealtimeService {
         else sub.held.push({ envelope, redelivery });
         continue;
       }
-      if (this.deliver(sub, envelope)) written += 1;
+      if (this.deliver(sub, envelope, redelivery)) written += 1;
     }
     this.countDeliveries(envelope, written, !redelivery);
   }
@@ -401,8 +420,10 @@ export class RealtimeService {
    * Writes one event to one subscriber, unless its connection is too far behind: past
    * MAX_BUFFERED_BYTES unsent it is closed as a slow consumer (it resumes from its last id when
    * it reconnects); past a quarter of that, ephemeral typing events are dropped for it first.
+   * An ack re-send goes out under an id of this stream's own, after its position, naming the
+   * original id in `resendOf`: the client's resume point never moves back.
    */
-  private deliver(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
+  private deliver(sub: LocalSubscriber, envelope: RoomEnvelope, redelivery: boolean): boolean {
     if (sub.dropped) return false;
     const buffered = sub.connection.bufferedBytes();
     if (buffered > this.config.maxBufferedBytes) {
@@ -413,7 +434,16 @@ export class RealtimeService {
       this.stats.typingDropped += 1;
       return false;
     }
-    sub.sink.write(envelope);
+    if (!redelivery) return this.writeTo(sub, envelope, true);
+    const id = localEventIdAfter(sub.position);
+    if (!id || envelope.event.type !== 'message') return false;
+    return this.writeTo(sub, { id, event: { ...envelope.event, resendOf: envelope.id }, audience: envelope.audience }, false);
+  }
+
+  /** The one place a subscriber's position moves. `shared`: the same envelope goes to others too. */
+  private writeTo(sub: LocalSubscriber, envelope: RoomEnvelope, shared: boolean): boolean {
+    sub.position = envelope.id;
+    sub.sink.write(envelope, shared);
     return true;
   }
 
@@ -462,7 +492,7 @@ export class RealtimeService {
   sendMessage(input: SendInput): Promise<SendResult> {
     const { principal, conversationId: roomId } = input;
     if (Buffer.byteLength(input.body, 'utf8') > this.config.maxMessageBytes) {
-      throw new DomainError('MESSAGE_TOO_LARGE', `body: larger than ${this.config.maxMessageBytes} bytes`);
+      throw new DomainError('MESSAGE_TOO_LARGE', `body: must be at most ${this.config.maxMessageBytes} UTF-8 bytes (MAX_MESSAGE_BYTES)`);
     }
     const key = input.clientMessageId === undefined ? undefined : `${principal.userId}\u0000${roomId}\u0000${input.clientMessageId}`;
     const earlier = key === undefined ? undefined : this.sent.get(key);

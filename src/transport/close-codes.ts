@@ -14,12 +14,27 @@ export const CloseCodes = {
   TOKEN_EXPIRED: 4001,
   /** More unsent bytes than MAX_BUFFERED_BYTES; reconnect and resume from the last event id. */
   SLOW_CONSUMER: 4008,
+  /** A per-user limit refused the connection (MAX_CONNECTIONS_PER_USER); reconnect later. */
+  TOO_MANY_CONNECTIONS: 4029,
   /** An administrator disconnected this user. Terminal. */
   KICKED: 4500,
+  /** The token was missing, invalid or expired when the connection opened. Terminal: get a new one. */
+  UNAUTHORIZED: 4501,
 } as const;
 
-export const RECONNECT_RANGE = [4000, 4499] as const;
 export const TERMINAL_RANGE = [4500, 4999] as const;
+
+/** The close that ends a connection refused at its start, by the error every call on it got. */
+export function rejectionCloseFrame(code: string, message: string): { code: number; reason: string } {
+  switch (code) {
+    case 'SERVICE_UNAVAILABLE':
+      return { code: CloseCodes.SHUTDOWN, reason: truncateUtf8(`server shutting down: ${message}`, 120) };
+    case 'TOO_MANY_REQUESTS':
+      return { code: CloseCodes.TOO_MANY_CONNECTIONS, reason: truncateUtf8(message, 120) };
+    default:
+      return { code: CloseCodes.UNAUTHORIZED, reason: truncateUtf8(`unauthorized: ${message}`, 120) };
+  }
+}
 
 export function closeFrameFor(reason: CloseReason, detail?: string): { code: number; reason: string } {
   const text = (base: string) => truncateUtf8(detail ? `${base}: ${detail}` : base, 120);

@@ -1,12 +1,10 @@
-import { tracked, TRPCError, type TrackedEnvelope } from '@trpc/server';
+import { TRPCError, type TrackedEnvelope } from '@trpc/server';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
-import type { RoomEnvelope, RoomEvent } from '../domain/types.ts';
+import type { RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { authedProcedure, requireAccess, t, type Authorize, type Context } from './trpc.ts';
-import { AsyncQueue } from '../util/async-queue.ts';
-import { toTRPCError } from './trpc-errors.ts';
 
 export const conversationIdSchema = z
   .string()
@@ -14,7 +12,7 @@ export const conversationIdSchema = z
   .max(128, 'must be at most 128 characters')
   .regex(CONVERSATION_ID_PATTERN, 'must contain only A-Z a-z 0-9 _ . : -');
 
-/** `conversation.events` input; direct-subscriptions.ts validates with this same schema. */
+/** `conversation.events` input; the WebSocket transport validates with this same schema. */
 export const eventsInputSchema = z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() });
 
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
@@ -28,34 +26,15 @@ export interface RouterDeps {
 export function createAppRouter({ service, config, authorize }: RouterDeps) {
   const conversation = t.router({
     /**
-     * Joins the room and streams its events; resumes after `lastEventId` when given. Over a
-     * WebSocket this request is served by transport/direct-subscriptions.ts with the same
-     * schema and checks (frames built once per event, no generator per subscriber); this
-     * definition types it for clients and serves callers without a socket.
+     * Joins the room and streams its events; resumes after `lastEventId` when given. Served by
+     * the WebSocket transport (transport/ws/connection.ts) with this same input schema and the
+     * same checks; this definition types it for clients.
      */
     events: authedProcedure
       .input(eventsInputSchema)
-      .subscription(async function* ({ ctx, input, signal }): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
-        if (!ctx.connection) {
-          throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
-        }
-        await requireAccess(authorize, ctx.principal, input.conversationId);
-        const queue = new AsyncQueue<RoomEnvelope>(signal);
-        try {
-          const done = service
-            .subscribe({
-              connectionId: ctx.connection.id,
-              conversationId: input.conversationId,
-              lastEventId: input.lastEventId ?? null,
-              ...(signal && { signal }),
-              sink: { write: (envelope) => queue.push(envelope) },
-            })
-            .finally(() => queue.end());
-          for await (const envelope of queue) yield tracked(envelope.id, envelope.event);
-          await done;
-        } catch (error) {
-          throw toTRPCError(error);
-        }
+      // eslint-disable-next-line require-yield -- a type for clients; the transport serves the stream
+      .subscription(async function* (): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
+        throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
       }),
 
     presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {
@@ -96,15 +75,12 @@ export type AppRouter = ReturnType<typeof createAppRouter>;
 
 /**
  * The mutations every chat client calls all the time, as plain (schema, run) pairs: the router's
- * procedures are thin over them, and transport/direct-calls.ts runs them for WebSocket frames
- * without the adapter's per-call machinery. One definition, so both paths check alike.
+ * procedures are thin over them (HTTP), and the WebSocket transport runs them directly, without
+ * a middleware chain per call. One definition, so both paths check alike.
  */
-export function createHotCalls({ service, config, authorize }: RouterDeps) {
-  const maxBytes = config.maxMessageBytes;
-  const bodySchema = z
-    .string()
-    .min(1, 'must not be empty')
-    .refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `must be at most ${maxBytes} UTF-8 bytes`);
+export function createHotCalls({ service, authorize }: RouterDeps) {
+  // The size limit is the service's (PAYLOAD_TOO_LARGE, naming the field and the limit).
+  const bodySchema = z.string().min(1, 'must not be empty');
   const sendInput = z.object({
     conversationId: conversationIdSchema,
     body: bodySchema,

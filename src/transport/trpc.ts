@@ -1,5 +1,4 @@
 import { initTRPC, TRPCError } from '@trpc/server';
-import type { WebSocket } from 'ws';
 import { isExpired } from '../auth/tokens.ts';
 import type { Principal, RoomId } from '../domain/types.ts';
 import type { ConnectionHandle } from '../service/realtime-service.ts';
@@ -11,8 +10,6 @@ export interface Context {
   principal: Principal;
   /** The WebSocket connection; null for calls over HTTP. */
   connection: ConnectionHandle | null;
-  /** Its socket, for the fan-out fast path (transport/direct-frames.ts). */
-  socket?: WebSocket;
 }
 
 /** Decides whether a principal may use a conversation; replaceable through `authorizeJoin`. */

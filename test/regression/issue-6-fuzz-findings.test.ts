@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { MAX_BATCH_SIZE } from '../../src/transport/direct-calls.ts';
 import { frameErrorCode, rawClient } from '../support/helpers.ts';
 import { startTestApp, type TestApp } from '../support/start-test-app.ts';
 import { waitUntil } from '../support/wait.ts';
@@ -48,10 +47,10 @@ describe('issue #6: gaps found by the protocol fuzzer', () => {
    */
   const hostileInput = { json: { conversationId: 'fz', body: 'x' }, meta: { values: { body: 'x' } } };
 
-  it('applies maxBatchSize to hot calls too: a batch one over it of message.send is refused item by item and sends nothing', async () => {
-    await using t = await startTestApp({ maxFrameBytes: 1024 * 1024 });
+  it('serves a batch of 1,001 message.send call by call (issue #10 replaced the batch limit): every one answered by id, every one sent', async () => {
+    await using t = await startTestApp({ messageRateBurst: 5000 });
     const raw = await authenticated(t);
-    const n = MAX_BATCH_SIZE + 1;
+    const n = 1001;
     const batch = Array.from({ length: n }, (_, i) => ({
       id: i + 1,
       method: 'mutation',
@@ -59,9 +58,10 @@ describe('issue #6: gaps found by the protocol fuzzer', () => {
     }));
     raw.send(batch);
     await waitUntil(() => raw.frames.length >= n, { what: `${n} answers` });
-    // What the adapter answers for a batch that long (maxBatchSize in src/server.ts):
-    expect(raw.frames.map(frameErrorCode)).toEqual(Array.from({ length: n }, () => 'BAD_REQUEST'));
-    expect(t.app.service.stats.messagesBroadcast).toBe(0);
+    const ids = raw.frames.map((f) => (f as { id: number }).id).sort((a, b) => a - b);
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(raw.frames.map(frameErrorCode).filter(Boolean)).toEqual([]);
+    expect(t.app.service.stats.messagesBroadcast).toBe(n);
   });
 
   it('answers input superjson cannot read, on a hot mutation, as a client error (PARSE_ERROR, like the adapter), not INTERNAL_SERVER_ERROR', async () => {
@@ -85,7 +85,7 @@ describe('issue #6: gaps found by the protocol fuzzer', () => {
   });
 
   it('a socket with a bad token cannot stall the server with hostile superjson input before it is refused (~1.5 s before the fix)', async () => {
-    await using t = await startTestApp();
+    await using t = await startTestApp({ rejectLingerMs: 200 });
     const raw = await authenticated(t, 'not-a-token');
     const stall = await longestStall(async () => {
       for (let i = 0; i < 300; i += 1) raw.send({ id: i + 1, method: 'query', params: { path: 'conversation.presence', input: hostileInput } });

@@ -30,8 +30,10 @@ export interface RecordedEvent {
 }
 
 export interface RawRecorder {
-  /** Every data frame of the subscription, in arrival order, duplicates included. */
+  /** Every data frame of the subscription, in arrival order, duplicates included — but `subscribed`. */
   readonly events: RecordedEvent[];
+  /** The `subscribed` frames (each stream's first: its position and presence snapshot), in order. */
+  readonly positions: RecordedEvent[];
   /** How many times the server started the subscription (1 + number of resumes). */
   readonly starts: number;
   readonly errors: unknown[];
@@ -48,6 +50,7 @@ export interface RawRecorder {
  */
 export function recordRaw(client: ChatClient, conversationId: string, lastEventId?: string): RawRecorder {
   const events: RecordedEvent[] = [];
+  const positions: RecordedEvent[] = [];
   const errors: unknown[] = [];
   let starts = 0;
   const subscription = client.trpc.conversation.events.subscribe(
@@ -57,7 +60,7 @@ export function recordRaw(client: ChatClient, conversationId: string, lastEventI
         starts += 1;
       },
       onData: ({ id, data }) => {
-        events.push({ id, event: data });
+        (data.type === 'subscribed' ? positions : events).push({ id, event: data });
       },
       onError: (error) => {
         errors.push(error);
@@ -66,6 +69,7 @@ export function recordRaw(client: ChatClient, conversationId: string, lastEventI
   );
   return {
     events,
+    positions,
     errors,
     get starts() {
       return starts;

@@ -1,16 +1,18 @@
-import { transformTRPCResponse } from '@trpc/server/unstable-core-do-not-import';
+import { transformTRPCResponse } from '@trpc/server';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { RoomEnvelope } from '../src/domain/types.ts';
-import { dataFrame, frameTarget, textFrame } from '../src/transport/direct-frames.ts';
-import { directSubscriptionStats } from '../src/transport/direct-calls.ts';
+import { EventFrames, frameTarget, textFrame } from '../src/transport/ws/frames.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
 /**
- * The fan-out fast path serves conversation.events beside the adapter and writes frames itself
- * (src/transport/direct-subscriptions.ts and direct-frames.ts, pinned to @trpc/server 11.25.2). These tests hold it to the adapter's own format and to the stock client.
+ * The WebSocket transport builds its data frames once per event and writes them itself
+ * (src/transport/ws/frames.ts, writer.ts). These tests hold it to tRPC's own response format (its
+ * public `transformTRPCResponse`) and to the stock client.
  */
-describe('direct frames', () => {
+describe('WebSocket frames', () => {
+  const frames = new EventFrames();
+  const dataFrame = (e: RoomEnvelope, target: ReturnType<typeof frameTarget>) => frames.dataFrame(e, target, true);
   const envelope: RoomEnvelope = {
     id: 'abc:000000000007',
     audience: {},
@@ -22,7 +24,7 @@ describe('direct frames', () => {
     },
   };
 
-  it('builds exactly the frame the tRPC adapter would send for a tracked event', async () => {
+  it('builds exactly the frame tRPC\'s server sends for a tracked event', async () => {
     await using t = await startTestApp();
     const config = t.app.router._def._config;
     for (const target of [frameTarget(1, false), frameTarget('sub-7', true)]) {
@@ -46,24 +48,37 @@ describe('direct frames', () => {
     }
   });
 
-  it('builds each frame once per event and subscription id', () => {
+  it('builds each frame once per event and subscription id; events of one stream only are not cached', () => {
     const a = dataFrame(envelope, frameTarget(1, false));
     expect(dataFrame(envelope, frameTarget(1, false))).toBe(a);
     expect(dataFrame(envelope, frameTarget('1', false))).not.toBe(a);
+    const own = frames.dataFrame(envelope, frameTarget(1, false), false);
+    expect(own).not.toBe(a);
+    expect(own.equals(a)).toBe(true);
+  });
+
+  it('keeps two servers in one process apart: each has its own frames', async () => {
+    await using one = await startTestApp();
+    await using two = await startTestApp();
+    const [a1, b1, a2, b2] = await Promise.all([one.client('alice'), one.client('bob'), two.client('alice'), two.client('bob')]);
+    const r1 = b1.join('same');
+    const r2 = b2.join('same');
+    await Promise.all([r1.started, r2.started]);
+    const got1 = r1.next('message');
+    const got2 = r2.next('message');
+    await Promise.all([a1.send('same', 'on one'), a2.send('same', 'on two')]);
+    expect((await got1).message.body).toBe('on one');
+    expect((await got2).message.body).toBe('on two');
   });
 
   it('is what stock @trpc/client subscriptions get, with Dates revived and text frames on the wire', async () => {
     await using t = await startTestApp();
-    const before = directSubscriptionStats.started;
     const alice = await t.client('alice');
     const bob = await t.client('bob');
     const room = bob.join('fast');
     await room.started;
-    expect(directSubscriptionStats.started).toBe(before + 1);
     const got = room.next('message');
-    const callsBefore = directSubscriptionStats.calls;
     await alice.send('fast', 'over the fast path');
-    expect(directSubscriptionStats.calls).toBe(callsBefore + 1); // message.send went the direct way too
     const event = await got;
     expect(event.message.body).toBe('over the fast path');
     expect(event.message.sentAt).toBeInstanceOf(Date);
@@ -71,15 +86,17 @@ describe('direct frames', () => {
     // A raw socket sees a text frame whose JSON parses to the tracked-data shape.
     const token = await t.token('carol');
     const raw = new WebSocket(`${t.wsUrl}?connectionParams=1`);
-    const frames: Array<{ data: string; isBinary: boolean }> = [];
-    raw.on('message', (data: Buffer, isBinary) => frames.push({ data: data.toString('utf8'), isBinary }));
+    const received: Array<{ data: string; isBinary: boolean }> = [];
+    raw.on('message', (data: Buffer, isBinary) => received.push({ data: data.toString('utf8'), isBinary }));
     await new Promise((resolve) => raw.once('open', resolve));
     raw.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
     raw.send(JSON.stringify({ id: 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: 'fast' } } } }));
-    await vi.waitFor(() => expect(frames.some((f) => f.data.includes('"started"'))).toBe(true));
+    await vi.waitFor(() => expect(received.some((f) => f.data.includes('"started"'))).toBe(true));
+    // The first data frame is the stream's position.
+    await vi.waitFor(() => expect(received.some((f) => f.data.includes('"subscribed"'))).toBe(true));
     await alice.send('fast', 'to raw');
-    await vi.waitFor(() => expect(frames.some((f) => f.data.includes('to raw'))).toBe(true));
-    const frame = frames.find((f) => f.data.includes('to raw'))!;
+    await vi.waitFor(() => expect(received.some((f) => f.data.includes('to raw'))).toBe(true));
+    const frame = received.find((f) => f.data.includes('to raw'))!;
     expect(frame.isBinary).toBe(false);
     const parsed = JSON.parse(frame.data) as { id: number; result: { type: string; id: string; data: { json: { id: string; data: { message: { body: string } } } } } };
     expect(parsed.id).toBe(1);

@@ -1,0 +1,31 @@
+import type { IncomingMessage } from 'node:http';
+import { TRPCError } from '@trpc/server';
+import { isExpired } from '../auth/tokens.ts';
+import { DomainError } from '../domain/errors.ts';
+import type { Principal } from '../domain/types.ts';
+import { toTRPCError } from './trpc-errors.ts';
+
+/** Turns a bearer token (or null when none was sent) into a principal, or throws. */
+export type Authenticate = (input: { token: string | null; req: IncomingMessage }) => Promise<Principal>;
+
+/**
+ * The caller's principal, or the error a client should see: UNAUTHORIZED saying what is wrong
+ * with the token (missing, invalid, expired), or what an `authenticate` hook threw, mapped.
+ */
+export async function authenticateOrThrow(authenticate: Authenticate, token: string | null, req: IncomingMessage): Promise<Principal> {
+  let principal: Principal;
+  try {
+    principal = await authenticate({ token, req });
+  } catch (error) {
+    throw toAuthError(error);
+  }
+  if (isExpired(principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired: reconnect with a fresh token' });
+  return principal;
+}
+
+function toAuthError(error: unknown): TRPCError {
+  if (error instanceof TRPCError) return error;
+  if (error instanceof DomainError && error.code !== 'UNAUTHENTICATED') return toTRPCError(error) as TRPCError;
+  const message = error instanceof DomainError ? error.message : 'invalid token';
+  return new TRPCError({ code: 'UNAUTHORIZED', message });
+}

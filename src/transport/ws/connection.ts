@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { callTRPCProcedure, getTRPCErrorFromUnknown, TRPCError, type AnyTRPCRouter } from '@trpc/server';
+import { WebSocket } from 'ws';
+import type { z } from 'zod';
+import { isExpired } from '../../auth/tokens.ts';
+import type { Logger } from '../../logger.ts';
+import type { ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
+import { authenticateOrThrow, type Authenticate } from '../authenticate.ts';
+import { closeFrameFor, rejectionCloseFrame } from '../close-codes.ts';
+import type { HotCalls } from '../router.ts';
+import { toTRPCError } from '../trpc-errors.ts';
+import type { Authorize, Context } from '../trpc.ts';
+import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
+import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
+import type { FrameWriter } from './writer.ts';
+
+/** What every connection of one server shares (one per server: two servers share nothing). */
+export interface WsShared {
+  service: RealtimeService;
+  router: AnyTRPCRouter;
+  authenticate: Authenticate;
+  authorize: Authorize;
+  hotCalls: HotCalls;
+  eventsInput: z.ZodType<{ conversationId: string; lastEventId?: string | null | undefined }>;
+  replies: Replies;
+  frames: EventFrames;
+  writer: FrameWriter;
+  log: Logger;
+  /** Every refused call and failure, for stats and logs (the server's onError). */
+  report(info: { error: TRPCError; type: CallMethod | 'unknown'; path: string | undefined; input: unknown; ctx: Context | null }): void;
+  forget(connection: WsConnection): void;
+}
+
+/** The path served directly: a subscription is a small record, its frames built once per event. */
+export const EVENTS_PATH = 'conversation.events';
+
+/** Calls one connection may have running; later requests wait (and the socket is not read). */
+export const MAX_CALLS_IN_FLIGHT = 256;
+/** Requests one connection may have waiting before its calls run; beyond, TOO_MANY_REQUESTS. */
+export const MAX_WAITING_REQUESTS = 10_000;
+
+type Phase = 'awaiting_params' | 'authenticating' | 'open' | 'rejected' | 'closed';
+
+interface EventsSubscription {
+  cancelled: boolean;
+  handle: SubscriptionHandle | null;
+}
+
+/**
+ * One WebSocket connection, from the upgrade to the close: authentication, every call and
+ * subscription on it, and its state for keep-alive and token expiry (read by the transport's
+ * sweep). The only owner of the connection: its rules (auth failure, the start of a stream,
+ * batches, limits) live here.
+ *
+ * Authentication failures: every call is answered with its own error (the stock client's
+ * `onError` and rejected promises fire with the reason), the connection is told once with an
+ * `id: null` error (the stock client then keeps its back-off), and the socket stays open,
+ * answering, for the transport's linger time before it is closed with a terminal code — so a
+ * client that retries at once cannot turn a bad token into a reconnect storm.
+ */
+export class WsConnection {
+  phase: Phase;
+  ctx: Context | null = null;
+  rejection: TRPCError | null = null;
+  /** When the phase last changed to what the sweep watches (params wait, rejection). */
+  since: number;
+  lastInbound: number;
+  pingSentAt = 0;
+  /** When the token-expiry reconnect notice went out (0: not yet). */
+  expiryNoticeAt = 0;
+  pendingFrames: Buffer[] | null = null;
+  private readonly subscriptions = new Map<string | number, EventsSubscription>();
+  private waiting: Request[] = [];
+  private inFlight = 0;
+  private paused = false;
+
+  readonly ws: WebSocket;
+  /** The socket the upgrade came on (writer.ts writes frames to it). */
+  readonly socket: Duplex;
+  private readonly req: IncomingMessage;
+
+  constructor(
+    private readonly shared: WsShared,
+    upgrade: { ws: WebSocket; socket: Duplex; req: IncomingMessage; awaitingParams: boolean },
+  ) {
+    const { awaitingParams } = upgrade;
+    this.ws = upgrade.ws;
+    this.socket = upgrade.socket;
+    this.req = upgrade.req;
+    this.phase = awaitingParams ? 'awaiting_params' : 'authenticating';
+    this.since = this.lastInbound = Date.now();
+    if (!awaitingParams) void this.authenticate(null);
+  }
+
+  isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  send(frame: Buffer): void {
+    this.shared.writer.write(this, frame);
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastInbound = Date.now();
+    this.pingSentAt = 0;
+    if (isBinary) {
+      this.send(this.shared.replies.error(null, new TRPCError({ code: 'PARSE_ERROR', message: 'binary frames are not accepted: tRPC frames are JSON text' })));
+      return;
+    }
+    const text = data.toString('utf8');
+    if (text === 'PING') return this.send(PONG_FRAME);
+    if (text === 'PONG') return;
+    if (this.phase === 'awaiting_params') {
+      this.phase = 'authenticating';
+      const params = parseConnectionParams(text);
+      if ('error' in params) this.reject(new TRPCError({ code: 'UNAUTHORIZED', message: `invalid connectionParams: ${params.error}` }));
+      else void this.authenticate(params.token);
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      this.send(this.shared.replies.error(null, new TRPCError({ code: 'PARSE_ERROR', message: 'the frame is not JSON' })));
+      return;
+    }
+    // A batch is served call by call, in order: each request its own result or its own error.
+    if (Array.isArray(message)) for (const item of message) this.accept(parseRequest(item));
+    else this.accept(parseRequest(message));
+  }
+
+  private accept(request: Request): void {
+    if (request.kind === 'invalid') {
+      this.refuse(request.target, request.error);
+      return;
+    }
+    if (this.phase === 'rejected') {
+      if (request.kind === 'call') this.refuse(request.target, this.rejection!, request);
+      return;
+    }
+    if (this.phase !== 'open' || this.waiting.length > 0 || (request.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT)) {
+      if (this.waiting.length >= MAX_WAITING_REQUESTS) {
+        if (request.kind === 'call') this.refuse(request.target, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many requests waiting on this connection (max ${MAX_WAITING_REQUESTS})` }), request);
+        return;
+      }
+      this.waiting.push(request);
+      if (this.phase === 'open' && !this.paused) {
+        this.paused = true;
+        this.ws.pause();
+      }
+      return;
+    }
+    this.dispatch(request);
+  }
+
+  /** Runs waiting requests while there is room; reads the socket again once none wait. */
+  private pump(): void {
+    if (this.phase !== 'open') return;
+    while (this.waiting.length > 0) {
+      const next = this.waiting[0]!;
+      if (next.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT) return;
+      this.waiting.shift();
+      this.dispatch(next);
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.ws.resume();
+    }
+  }
+
+  private dispatch(request: Request): void {
+    if (request.kind === 'stop') {
+      const sub = this.subscriptions.get(request.id);
+      if (sub) {
+        sub.cancelled = true;
+        sub.handle?.cancel();
+      }
+      return;
+    }
+    if (request.kind !== 'call') return;
+    if (request.method === 'subscription' && request.path === EVENTS_PATH) {
+      void this.subscribeEvents(request);
+      return;
+    }
+    // Own keys only: a path such as "toString" is nobody's procedure.
+    const hot = request.method === 'mutation' && Object.hasOwn(this.shared.hotCalls, request.path) ? this.shared.hotCalls[request.path as keyof HotCalls] : undefined;
+    void this.call(request, hot);
+  }
+
+  private refuse(target: FrameTarget | null, error: TRPCError, call?: { method: CallMethod; path: string; input?: unknown }): void {
+    this.shared.report({ error, type: call?.method ?? 'unknown', path: call?.path, input: call?.input, ctx: this.ctx });
+    this.send(this.shared.replies.error(target, error, { ...(call && { type: call.method, path: call.path }), ctx: this.ctx }));
+  }
+
+  // ---------------------------------------------------------------- authentication
+
+  private async authenticate(token: string | null): Promise<void> {
+    const { service } = this.shared;
+    try {
+      const principal = await authenticateOrThrow(this.shared.authenticate, token, this.req);
+      if (this.phase === 'closed') return;
+      const handle: ConnectionHandle = {
+        id: randomUUID(),
+        principal,
+        bufferedBytes: () => this.socket.writableLength,
+        close: (reason, detail) => {
+          const frame = closeFrameFor(reason, detail);
+          // Deferred, after this turn's frames: closing inside a call would lose its reply.
+          setImmediate(() => {
+            this.shared.writer.flush();
+            if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(frame.code, frame.reason);
+          });
+        },
+      };
+      try {
+        service.openConnection(handle);
+      } catch (error) {
+        throw getTRPCErrorFromUnknown(toTRPCError(error));
+      }
+      this.ctx = { principal, connection: handle };
+      this.phase = 'open';
+      this.shared.log.debug({ connectionId: handle.id, userId: principal.userId }, 'connection opened');
+      this.pump();
+    } catch (error) {
+      if (this.phase !== 'closed') this.reject(getTRPCErrorFromUnknown(error));
+    }
+  }
+
+  /** The connection cannot be served (bad token, per-user limit, shutting down): see the class comment. */
+  private reject(error: TRPCError): void {
+    this.phase = 'rejected';
+    this.rejection = error;
+    this.since = Date.now();
+    this.shared.report({ error, type: 'unknown', path: undefined, input: undefined, ctx: null });
+    this.send(this.shared.replies.error(null, error));
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const request of waiting) if (request.kind === 'call') this.refuse(request.target, error, request);
+    // Shutting down: nothing to wait for, the client should move now.
+    if (error.code === 'SERVICE_UNAVAILABLE') this.closeRejected();
+  }
+
+  /** A `?connectionParams=1` socket that never sent them: refused like a missing token. */
+  refuseParamsWait(waitedMs: number): void {
+    this.reject(new TRPCError({ code: 'UNAUTHORIZED', message: `no connectionParams within ${waitedMs} ms` }));
+  }
+
+  /** Ends a rejected connection (after its linger), with the close code its error calls for. */
+  closeRejected(): void {
+    const frame = rejectionCloseFrame(this.rejection?.code ?? 'UNAUTHORIZED', this.rejection?.message ?? '');
+    this.shared.writer.flush();
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(frame.code, frame.reason);
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  private async call(request: Extract<Request, { kind: 'call' }>, hot: HotCalls[keyof HotCalls] | undefined): Promise<void> {
+    const ctx = this.ctx!;
+    const { target, method, path } = request;
+    this.inFlight += 1;
+    let input: unknown;
+    try {
+      let data: unknown;
+      if (hot) {
+        const parsed = hot.input.safeParse(readInput(request.input));
+        if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+        input = parsed.data;
+        if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+        data = await hot.run(ctx, parsed.data as never);
+      } else {
+        // Everything else through tRPC's public calling API: the router's own middlewares and schemas.
+        if (method === 'subscription') throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: `no subscription "${path}" over WebSocket` });
+        data = await callTRPCProcedure({ router: this.shared.router, path, type: method, ctx, signal: undefined, batchIndex: 0, getRawInput: async () => (input = readInput(request.input)) });
+      }
+      this.send(this.shared.replies.result(target, data));
+    } catch (cause) {
+      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
+      this.shared.report({ error, type: method, path, input, ctx });
+      this.send(this.shared.replies.error(target, error, { type: method, path, input, ctx }));
+    } finally {
+      this.inFlight -= 1;
+      this.pump();
+    }
+  }
+
+  private async subscribeEvents(request: Extract<Request, { kind: 'call' }>): Promise<void> {
+    const { target } = request;
+    if (this.subscriptions.has(target.id)) {
+      this.refuse(target, new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${target.id}` }), request);
+      return;
+    }
+    const ctx = this.ctx!;
+    const sub: EventsSubscription = { cancelled: false, handle: null };
+    this.subscriptions.set(target.id, sub);
+    this.inFlight += 1;
+    let starting = true;
+    const started = () => {
+      if (!starting) return;
+      starting = false;
+      this.inFlight -= 1;
+      this.pump();
+    };
+    let input: unknown;
+    try {
+      const raw = readInput(request.input);
+      // tRPC's rule: a `lastEventId` beside the input (the stock client's resume) wins over one in it.
+      const merged = request.lastEventId === undefined ? raw : typeof raw === 'object' && raw !== null ? { ...raw, lastEventId: request.lastEventId } : (raw ?? { lastEventId: request.lastEventId });
+      const parsed = this.shared.eventsInput.safeParse(merged);
+      if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+      input = parsed.data;
+      if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+      const { conversationId, lastEventId } = parsed.data;
+      if (!(await this.shared.authorize(ctx.principal, conversationId))) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${conversationId}` });
+      }
+      if (sub.cancelled || this.phase === 'closed') return;
+      const { frames } = this.shared;
+      sub.handle = this.shared.service.openSubscription({
+        connectionId: ctx.connection!.id,
+        conversationId,
+        lastEventId: lastEventId ?? null,
+        sink: { write: (envelope, sharedEnvelope) => this.send(frames.dataFrame(envelope, target, sharedEnvelope)) },
+        onLive: () => {
+          this.send(this.shared.replies.started(target));
+          started();
+        },
+      });
+      await sub.handle.done;
+      // Ended by the server (room closed) or stopped by the client: tRPC's `stopped`.
+      this.send(this.shared.replies.stopped(target));
+    } catch (cause) {
+      if (this.phase === 'closed') return;
+      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
+      this.shared.report({ error, type: 'subscription', path: EVENTS_PATH, input, ctx });
+      this.send(this.shared.replies.error(target, error, { type: 'subscription', path: EVENTS_PATH, input, ctx }));
+    } finally {
+      started();
+      if (this.subscriptions.get(target.id) === sub) this.subscriptions.delete(target.id);
+    }
+  }
+
+  // ---------------------------------------------------------------- close
+
+  onClose(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.waiting = [];
+    this.pendingFrames = null;
+    for (const sub of this.subscriptions.values()) {
+      sub.cancelled = true;
+      sub.handle?.cancel();
+    }
+    this.subscriptions.clear();
+    if (this.ctx?.connection) this.shared.service.closeConnection(this.ctx.connection.id);
+    this.shared.forget(this);
+  }
+}

@@ -1,0 +1,120 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AnyTRPCRouter } from '@trpc/server';
+import { WebSocketServer } from 'ws';
+import type { Config } from '../../config.ts';
+import { WsConnection, type WsShared } from './connection.ts';
+import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
+import { Replies } from './protocol.ts';
+import { FrameWriter } from './writer.ts';
+
+export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget'> {
+  router: AnyTRPCRouter;
+  /**
+   * `authTimeoutMs`: how long a socket may stay open without sending its connectionParams;
+   * `rejectLingerMs`: how long a refused connection keeps answering (every call: its error)
+   * before it is closed.
+   */
+  config: Pick<Config, 'maxFrameBytes' | 'keepAlivePingMs' | 'tokenRefreshGraceMs' | 'authTimeoutMs' | 'rejectLingerMs'>;
+}
+
+/** Silence after a server PING before the socket is given up (the stock client answers at once). */
+const PONG_WAIT_MS = 5000;
+
+export type WsTransport = ReturnType<typeof createWsTransport>;
+
+/**
+ * tRPC over WebSocket, owned here from the upgrade to the close (protocol: protocol.ts; one
+ * connection: connection.ts). This module keeps the server's set of connections and the one
+ * sweep that does everything timed for all of them — keep-alive PINGs, the token-expiry
+ * reconnect notice and its 4001, the wait for connectionParams, the end of a refused
+ * connection's linger — so an idle connection costs no timer of its own.
+ */
+export function createWsTransport(options: WsTransportOptions) {
+  const { config, router, ...rest } = options;
+  const { authTimeoutMs, rejectLingerMs } = config;
+  // permessage-deflate off: frames are built once and written whole (writer.ts).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+  const connections = new Set<WsConnection>();
+  const shared: WsShared = {
+    ...rest,
+    router,
+    replies: new Replies(router._def._config),
+    frames: new EventFrames(),
+    writer: new FrameWriter(),
+    forget: (connection) => connections.delete(connection),
+  };
+
+  const graceMs = config.tokenRefreshGraceMs;
+  const shortest = Math.min(config.keepAlivePingMs, graceMs, authTimeoutMs, rejectLingerMs);
+  const sweepTimer = setInterval(sweep, Math.max(20, Math.min(1000, Math.floor(shortest / 4))));
+  sweepTimer.unref();
+
+  function sweep(): void {
+    const now = Date.now();
+    for (const c of connections) {
+      if (c.phase === 'awaiting_params' && now - c.since >= authTimeoutMs) c.refuseParamsWait(authTimeoutMs);
+      else if (c.phase === 'rejected' && now - c.since >= rejectLingerMs) c.closeRejected();
+      const exp = c.ctx?.principal.exp;
+      if (c.phase === 'open' && exp !== undefined) {
+        // At expiry, ask the client to reconnect with fresh connectionParams; close if it does not.
+        if (c.expiryNoticeAt === 0 && now >= exp * 1000) {
+          c.expiryNoticeAt = now;
+          c.send(RECONNECT_FRAME);
+        } else if (c.expiryNoticeAt !== 0 && now - c.expiryNoticeAt >= graceMs) {
+          c.ctx!.connection!.close('token_expired');
+        }
+      }
+      if (c.pingSentAt === 0) {
+        if (now - c.lastInbound >= config.keepAlivePingMs) {
+          c.pingSentAt = now;
+          c.send(PING_FRAME);
+        }
+      } else if (now - c.pingSentAt >= PONG_WAIT_MS) {
+        c.ws.terminate();
+      }
+    }
+  }
+
+  return {
+    /** Takes over an upgrade request for tRPC (path and Origin already checked by the caller). */
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      const awaitingParams = /[?&]connectionParams=1(&|$)/.test(req.url ?? '');
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const connection = new WsConnection(shared, { ws, socket, req, awaitingParams });
+        connections.add(connection);
+        ws.on('message', (data: Buffer, isBinary: boolean) => connection.onMessage(data, isBinary));
+        ws.once('close', () => connection.onClose());
+        // Protocol errors (bad frames, 1009, 1007): `ws` closes the socket; nothing to add.
+        ws.on('error', ignore);
+      });
+    },
+
+    /** Open sockets, authenticated or not. */
+    get connectionCount(): number {
+      return connections.size;
+    },
+
+    /** Sends every socket the tRPC reconnect notice at a random moment within `windowMs`. */
+    staggerReconnectNotices(windowMs: number): { cancel(): void } {
+      const timers = [...connections].map((c) => setTimeout(() => c.send(RECONNECT_FRAME), Math.random() * windowMs));
+      return { cancel: () => timers.forEach(clearTimeout) };
+    },
+
+    closeAll(code: number, reason: string): void {
+      shared.writer.flush();
+      for (const c of connections) c.ws.close(code, reason);
+    },
+
+    terminateAll(): void {
+      for (const c of connections) c.ws.terminate();
+    },
+
+    async close(): Promise<void> {
+      clearInterval(sweepTimer);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function ignore(): void {}
