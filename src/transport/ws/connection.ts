@@ -6,7 +6,8 @@ import { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { isExpired } from '../../auth/tokens.ts';
 import type { Logger } from '../../logger.ts';
-import type { ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
+import type { Principal } from '../../domain/types.ts';
+import type { CloseReason, ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
 import { authenticateOrThrow, type Authenticate } from '../authenticate.ts';
 import { closeFrameFor, rejectionCloseFrame } from '../close-codes.ts';
 import type { HotCalls } from '../router.ts';
@@ -60,7 +61,10 @@ interface EventsSubscription {
  * answering, for the transport's linger time before it is closed with a terminal code — so a
  * client that retries at once cannot turn a bad token into a reconnect storm.
  */
-export class WsConnection {
+export class WsConnection implements ConnectionHandle {
+  /** The service's id for it; assigned once authenticated. */
+  id = '';
+  principal!: Principal;
   phase: Phase;
   ctx: Context | null = null;
   rejection: TRPCError | null = null;
@@ -71,7 +75,8 @@ export class WsConnection {
   /** When the token-expiry reconnect notice went out (0: not yet). */
   expiryNoticeAt = 0;
   pendingFrames: Buffer[] | null = null;
-  private readonly subscriptions = new Map<string | number, EventsSubscription>();
+  /** Its `conversation.events` subscriptions by request id (created with the first). */
+  private subscriptions: Map<string | number, EventsSubscription> | null = null;
   private waiting: Request[] = [];
   private inFlight = 0;
   private paused = false;
@@ -79,7 +84,8 @@ export class WsConnection {
   readonly ws: WebSocket;
   /** The socket the upgrade came on (writer.ts writes frames to it). */
   readonly socket: Duplex;
-  private readonly req: IncomingMessage;
+  /** The upgrade request, for `authenticate` (cookies, say); let go once authenticated. */
+  private req: IncomingMessage | null;
 
   constructor(
     private readonly shared: WsShared,
@@ -174,7 +180,7 @@ export class WsConnection {
 
   private dispatch(request: Request): void {
     if (request.kind === 'stop') {
-      const sub = this.subscriptions.get(request.id);
+      const sub = this.subscriptions?.get(request.id);
       if (sub) {
         sub.cancelled = true;
         sub.handle?.cancel();
@@ -201,37 +207,44 @@ export class WsConnection {
   private async authenticate(token: string | null): Promise<void> {
     const { service } = this.shared;
     try {
-      const principal = await authenticateOrThrow(this.shared.authenticate, token, this.req);
+      const principal = await authenticateOrThrow(this.shared.authenticate, token, this.req!);
+      this.req = null;
       if (this.phase === 'closed') return;
-      const handle: ConnectionHandle = {
-        id: randomUUID(),
-        principal,
-        bufferedBytes: () => this.socket.writableLength,
-        close: (reason, detail) => {
-          const frame = closeFrameFor(reason, detail);
-          // Deferred, after this turn's frames: closing inside a call would lose its reply.
-          setImmediate(() => {
-            this.shared.writer.flush();
-            if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(frame.code, frame.reason);
-          });
-        },
-      };
+      this.id = randomUUID();
+      this.principal = principal;
       try {
-        service.openConnection(handle);
+        service.openConnection(this);
       } catch (error) {
         throw getTRPCErrorFromUnknown(toTRPCError(error));
       }
-      this.ctx = { principal, connection: handle };
+      this.ctx = { principal, connection: this };
       this.phase = 'open';
-      this.shared.log.debug({ connectionId: handle.id, userId: principal.userId }, 'connection opened');
+      this.shared.log.debug({ connectionId: this.id, userId: principal.userId }, 'connection opened');
       this.pump();
     } catch (error) {
       if (this.phase !== 'closed') this.reject(getTRPCErrorFromUnknown(error));
     }
   }
 
+  // ---------------------------------------------------------------- ConnectionHandle (for the service)
+
+  /** Bytes the network has not taken yet (this turn's frames, which leave when it ends, not counted). */
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  close(reason: CloseReason, detail?: string): void {
+    const frame = closeFrameFor(reason, detail);
+    // Deferred, after this turn's frames: closing inside a call would lose its reply.
+    setImmediate(() => {
+      this.shared.writer.flush();
+      if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(frame.code, frame.reason);
+    });
+  }
+
   /** The connection cannot be served (bad token, per-user limit, shutting down): see the class comment. */
   private reject(error: TRPCError): void {
+    this.req = null;
     this.phase = 'rejected';
     this.rejection = error;
     this.since = Date.now();
@@ -289,13 +302,13 @@ export class WsConnection {
 
   private async subscribeEvents(request: Extract<Request, { kind: 'call' }>): Promise<void> {
     const { target } = request;
-    if (this.subscriptions.has(target.id)) {
+    if (this.subscriptions?.has(target.id)) {
       this.refuse(target, new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${target.id}` }), request);
       return;
     }
     const ctx = this.ctx!;
     const sub: EventsSubscription = { cancelled: false, handle: null };
-    this.subscriptions.set(target.id, sub);
+    (this.subscriptions ??= new Map()).set(target.id, sub);
     this.inFlight += 1;
     let starting = true;
     const started = () => {
@@ -320,7 +333,7 @@ export class WsConnection {
       if (sub.cancelled || this.phase === 'closed') return;
       const { frames } = this.shared;
       sub.handle = this.shared.service.openSubscription({
-        connectionId: ctx.connection!.id,
+        connectionId: this.id,
         conversationId,
         lastEventId: lastEventId ?? null,
         sink: { write: (envelope, sharedEnvelope) => this.send(frames.dataFrame(envelope, target, sharedEnvelope)) },
@@ -339,7 +352,7 @@ export class WsConnection {
       this.send(this.shared.replies.error(target, error, { type: 'subscription', path: EVENTS_PATH, input, ctx }));
     } finally {
       started();
-      if (this.subscriptions.get(target.id) === sub) this.subscriptions.delete(target.id);
+      if (this.subscriptions?.get(target.id) === sub) this.subscriptions.delete(target.id);
     }
   }
 
@@ -350,12 +363,13 @@ export class WsConnection {
     this.phase = 'closed';
     this.waiting = [];
     this.pendingFrames = null;
-    for (const sub of this.subscriptions.values()) {
+    for (const sub of this.subscriptions?.values() ?? []) {
       sub.cancelled = true;
       sub.handle?.cancel();
     }
-    this.subscriptions.clear();
-    if (this.ctx?.connection) this.shared.service.closeConnection(this.ctx.connection.id);
+    this.subscriptions = null;
+    this.req = null;
+    if (this.ctx) this.shared.service.closeConnection(this.id);
     this.shared.forget(this);
   }
 }

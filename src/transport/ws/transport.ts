@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AnyTRPCRouter } from '@trpc/server';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../../config.ts';
 import { WsConnection, type WsShared } from './connection.ts';
 import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
@@ -62,7 +62,7 @@ export function createWsTransport(options: WsTransportOptions) {
           c.expiryNoticeAt = now;
           c.send(RECONNECT_FRAME);
         } else if (c.expiryNoticeAt !== 0 && now - c.expiryNoticeAt >= graceMs) {
-          c.ctx!.connection!.close('token_expired');
+          c.close('token_expired');
         }
       }
       if (c.pingSentAt === 0) {
@@ -83,9 +83,10 @@ export function createWsTransport(options: WsTransportOptions) {
       wss.handleUpgrade(req, socket, head, (ws) => {
         const connection = new WsConnection(shared, { ws, socket, req, awaitingParams });
         connections.add(connection);
-        ws.on('message', (data: Buffer, isBinary: boolean) => connection.onMessage(data, isBinary));
-        ws.once('close', () => connection.onClose());
-        // Protocol errors (bad frames, 1009, 1007): `ws` closes the socket; nothing to add.
+        // Listeners shared by every socket (no closures per connection): `this` is the socket.
+        (ws as OwnedSocket)[OWNER] = connection;
+        ws.on('message', onSocketMessage);
+        ws.once('close', onSocketClose);
         ws.on('error', ignore);
       });
     },
@@ -117,4 +118,17 @@ export function createWsTransport(options: WsTransportOptions) {
   };
 }
 
+const OWNER = Symbol('WsConnection');
+type OwnedSocket = WebSocket & { [OWNER]?: WsConnection };
+
+function onSocketMessage(this: OwnedSocket, data: Buffer, isBinary: boolean): void {
+  this[OWNER]?.onMessage(data, isBinary);
+}
+
+function onSocketClose(this: OwnedSocket): void {
+  this[OWNER]?.onClose();
+  delete this[OWNER];
+}
+
+/** Protocol errors (bad frames, 1009, 1007): `ws` closes the socket itself; nothing to add. */
 function ignore(): void {}
