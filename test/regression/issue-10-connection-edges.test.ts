@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import type { TRPCClientError as ClientError } from '@trpc/client';
 import type { AppRouter } from '../../src/transport/router.ts';
 import { mintToken } from '../../src/auth/tokens.ts';
-import { joined, record } from '../support/helpers.ts';
+import { frameErrorCode, joined, rawClient, record } from '../support/helpers.ts';
 import { startTestApp, TEST_SECRET, type TestApp } from '../support/start-test-app.ts';
 import { bodies, dropConnections, recordRaw, waitUntil } from '../support/wait.ts';
 
@@ -162,7 +162,55 @@ describe('issue #10: auth failures that clients understand', () => {
   });
 });
 
+describe('issue #10: a socket that never authenticates', () => {
+  it('is refused (UNAUTHORIZED, then 4501) when it sends no connectionParams within AUTH_TIMEOUT_MS', async () => {
+    await using t = await startTestApp({ authTimeoutMs: 200, rejectLingerMs: 50 });
+    const raw = rawClient(`${t.wsUrl}?connectionParams=1`);
+    await raw.opened;
+    const closed = await raw.closed;
+    expect(closed.code).toBe(4501);
+    expect(closed.reason).toContain('no connectionParams');
+    expect(raw.frames.map(frameErrorCode)).toEqual(['UNAUTHORIZED']);
+  });
+});
+
 describe('issue #10: bursts batched into one frame are served call by call', () => {
+  it('bounds what one connection can make the server hold: 256 calls run, 10,000 wait, the rest are refused at once; then every waiting call runs, in order', async () => {
+    // Calls that cannot finish until released: authorizeJoin waits on a gate.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let held = 0;
+    await using t = await startTestApp({
+      maxFrameBytes: 4 * 1024 * 1024,
+      typingRatePerSec: 100_000,
+      authorizeJoin: async () => {
+        held += 1;
+        await gate;
+        return true;
+      },
+    });
+    const raw = rawClient(`${t.wsUrl}?connectionParams=1`);
+    await raw.opened;
+    raw.send({ method: 'connectionParams', data: { token: await t.token('alice') } });
+    // Authenticated first (requests that arrive while the token is checked wait the same way).
+    raw.send({ id: 0, method: 'query', params: { path: 'conversation.mine' } });
+    await raw.waitFor((f) => (f as { id?: unknown }).id === 0);
+    raw.frames.length = 0;
+    const n = 10_400;
+    raw.send(Array.from({ length: n }, (_, i) => ({ id: i + 1, method: 'mutation', params: { path: 'typing.set', input: superjson.serialize({ conversationId: 'bounded', isTyping: false }) } })));
+    // Beyond 256 running + 10,000 waiting, each call is answered at once with its own error.
+    await waitUntil(() => raw.frames.length >= n - 256 - 10_000, { what: 'the refusals' });
+    expect(held).toBe(256);
+    const refused = raw.frames.map((f) => f as { id: number; error?: unknown });
+    expect(refused.map((f) => frameErrorCode(f))).toEqual(Array.from({ length: n - 10_256 }, () => 'TOO_MANY_REQUESTS'));
+    expect(refused.map((f) => f.id)).toEqual(Array.from({ length: n - 10_256 }, (_, i) => 10_257 + i));
+    open();
+    await waitUntil(() => raw.frames.length >= n, { what: 'every answer', timeoutMs: 10_000 });
+    expect(held).toBe(10_256);
+    const results = raw.frames.filter((f) => !frameErrorCode(f)).map((f) => (f as { id: number }).id);
+    expect(results).toEqual(Array.from({ length: 10_256 }, (_, i) => i + 1)); // in order
+  });
+
   it('stock client: 20 sends of 8 KB in one tick all succeed, in order, on the defaults', async () => {
     await using t = await startTestApp();
     const bob = await t.client('bob');
