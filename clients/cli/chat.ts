@@ -92,6 +92,11 @@ const conversation = client.join(room, {
     process.exit(1);
   },
 });
+// Who is here, from the first event of the stream (and again after a resync).
+conversation.on('subscribed', (event) => {
+  const line = describe(event);
+  if (line) print(line);
+});
 // Lines typed (or piped) before the subscription has started wait for it, in order.
 let pending: Promise<unknown> = conversation.started.then(() => {
   print(`* joined ${room} as ${client.userId ?? '?'} — type to chat; /ack <text>, /who, /quit`);
