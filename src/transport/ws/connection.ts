@@ -77,7 +77,9 @@ export class WsConnection implements ConnectionHandle {
   pendingFrames: Buffer[] | null = null;
   /** Its `conversation.events` subscriptions by request id (created with the first). */
   private subscriptions: Map<string | number, EventsSubscription> | null = null;
+  /** Requests waiting their turn (while authenticating, or beyond MAX_CALLS_IN_FLIGHT), from `waitingHead` on. */
   private waiting: Request[] = [];
+  private waitingHead = 0;
   private inFlight = 0;
   private paused = false;
 
@@ -148,8 +150,9 @@ export class WsConnection implements ConnectionHandle {
       if (request.kind === 'call') this.refuse(request.target, this.rejection!, request);
       return;
     }
-    if (this.phase !== 'open' || this.waiting.length > 0 || (request.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT)) {
-      if (this.waiting.length >= MAX_WAITING_REQUESTS) {
+    const waiting = this.waiting.length - this.waitingHead;
+    if (this.phase !== 'open' || waiting > 0 || (request.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT)) {
+      if (waiting >= MAX_WAITING_REQUESTS) {
         if (request.kind === 'call') this.refuse(request.target, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many requests waiting on this connection (max ${MAX_WAITING_REQUESTS})` }), request);
         return;
       }
@@ -166,12 +169,14 @@ export class WsConnection implements ConnectionHandle {
   /** Runs waiting requests while there is room; reads the socket again once none wait. */
   private pump(): void {
     if (this.phase !== 'open') return;
-    while (this.waiting.length > 0) {
-      const next = this.waiting[0]!;
+    while (this.waitingHead < this.waiting.length) {
+      const next = this.waiting[this.waitingHead]!;
       if (next.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT) return;
-      this.waiting.shift();
+      this.waiting[this.waitingHead++] = undefined as never; // let it go
       this.dispatch(next);
     }
+    this.waiting = [];
+    this.waitingHead = 0;
     if (this.paused) {
       this.paused = false;
       this.ws.resume();
@@ -250,8 +255,9 @@ export class WsConnection implements ConnectionHandle {
     this.since = Date.now();
     this.shared.report({ error, type: 'unknown', path: undefined, input: undefined, ctx: null });
     this.send(this.shared.replies.error(null, error));
-    const waiting = this.waiting;
+    const waiting = this.waiting.slice(this.waitingHead);
     this.waiting = [];
+    this.waitingHead = 0;
     for (const request of waiting) if (request.kind === 'call') this.refuse(request.target, error, request);
     // Shutting down: nothing to wait for, the client should move now.
     if (error.code === 'SERVICE_UNAVAILABLE') this.closeRejected();
@@ -362,6 +368,7 @@ export class WsConnection implements ConnectionHandle {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.waiting = [];
+    this.waitingHead = 0;
     this.pendingFrames = null;
     for (const sub of this.subscriptions?.values() ?? []) {
       sub.cancelled = true;
