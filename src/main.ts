@@ -1,9 +1,12 @@
 /**
  * `npm start`: a thin shell over createRealtimeServer. Validates configuration (one line and
  * exit 1 on a bad value), listens, prints dev tokens outside production, drains on SIGTERM/SIGINT.
+ * Nothing it prints carries the value of a secret variable (AUTH_SECRET, METRICS_TOKEN, REDIS_URL's
+ * password): ConfigError never quotes them, and any other start-up failure is scrubbed of them.
  */
+import { inspect } from 'node:util';
 import { mintToken } from './auth/tokens.ts';
-import { ConfigError } from './config.ts';
+import { ConfigError, redactSecrets } from './config.ts';
 import { createRealtimeServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -60,4 +63,8 @@ async function printDevTokens(secret: string, generated: boolean, url: string): 
   );
 }
 
-void main();
+main().catch((error: unknown) => {
+  // Not ours to word (a library's error may quote a URL it was given): print it, scrubbed.
+  process.stderr.write(`${redactSecrets(inspect(error))}\n`);
+  process.exit(1);
+});
