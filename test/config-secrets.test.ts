@@ -143,7 +143,8 @@ function start(config: Record<string, string>) {
   for (const key of Object.keys(env)) {
     if (key in envSchema.shape || /^(REDIS_|CLUSTER_|NODE_ID$)/.test(key)) delete env[key];
   }
-  const child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env: { ...env, ...config }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: tsx runs the server in a child of its own, and `kill` ends both.
+  const child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env: { ...env, ...config }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const output = { stdout: '', stderr: '' };
   /** Set on 'close', once the process has exited and all of its output is in. */
   let code: number | null | undefined;
@@ -176,7 +177,15 @@ function start(config: Record<string, string>) {
     await until(() => code !== undefined, ms);
     return code ?? null;
   };
-  return { child, output, until, exited };
+  /** SIGKILL to the whole group, whatever state the test left it in. */
+  const kill = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  };
+  return { child, output, until, exited, kill };
 }
 
 /** A local port nothing listens on: Redis there refuses every connection at once. */
@@ -200,7 +209,7 @@ describe('`npm start`', () => {
       expect(stdout).toBe('');
       expect(stderr).toBe(`Invalid configuration: REDIS_URL ${RULES.REDIS_URL} (value not shown)\n`);
     } finally {
-      proc.child.kill('SIGKILL');
+      proc.kill();
     }
   });
 
@@ -219,7 +228,7 @@ describe('`npm start`', () => {
         expect(stderr).not.toContain(marker);
       }
     } finally {
-      proc.child.kill('SIGKILL');
+      proc.kill();
     }
   });
 
@@ -240,7 +249,7 @@ describe('`npm start`', () => {
       expect(stdout).not.toContain('p4ssMARKER');
       expect(stderr).not.toContain('p4ssMARKER');
     } finally {
-      proc.child.kill('SIGKILL');
+      proc.kill();
     }
   });
 });
