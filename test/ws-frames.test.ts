@@ -2,7 +2,9 @@ import { transformTRPCResponse } from '@trpc/server';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { RoomEnvelope } from '../src/domain/types.ts';
-import { EventFrames, frameTarget, textFrame } from '../src/transport/ws/frames.ts';
+import { safeSuperjson } from '../src/transport/safe-superjson.ts';
+import { EventFrames, frameTarget, textFrame, textFrameOf } from '../src/transport/ws/frames.ts';
+import { Replies } from '../src/transport/ws/protocol.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
 /**
@@ -40,11 +42,38 @@ describe('WebSocket frames', () => {
     }
   });
 
+  it('writes call results exactly as tRPC would through superjson, plain JSON or not', async () => {
+    await using t = await startTestApp();
+    const config = t.app.router._def._config;
+    expect(config.transformer.output.serialize).toBe(safeSuperjson.serialize); // so the plain-JSON path is taken
+    const replies = new Replies(config, true);
+    const values: unknown[] = [
+      { accepted: true, duplicate: false, late: false },
+      { messageId: 'm', eventId: 'e:1', sentAt: new Date(0), expected: ['bob'] },
+      [1, 'two', null, { three: [3] }],
+      { a: undefined, b: -0, c: Number.NaN, d: 1e21 },
+      null,
+      'text',
+      { members: [{ userId: 'u', joinedAt: new Date(5), typing: false }] },
+    ];
+    for (const target of [frameTarget(7, false), frameTarget('s-1', true)]) {
+      for (const data of values) {
+        const theirs = JSON.stringify(transformTRPCResponse(config, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'data', data } }));
+        expect(payloadOf(replies.result(target, data))).toBe(theirs);
+      }
+      // What superjson refuses is refused alike (never written as plain JSON).
+      expect(() => replies.result(target, JSON.parse('{"__proto__": {"x": 1}}'))).toThrow(/__proto__/);
+      expect(JSON.parse(payloadOf(replies.started(target)))).toEqual(JSON.parse(JSON.stringify(transformTRPCResponse(config, { id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'started' } }))));
+    }
+  });
+
   it('frames payloads per RFC 6455 for every length encoding', () => {
     for (const length of [0, 125, 126, 65_535, 65_536]) {
       const frame = textFrame(Buffer.alloc(length, 'a'));
       expect(frame[0]).toBe(0x81); // FIN, text
       expect(payloadOf(frame)).toHaveLength(length);
+      const text = '€'.repeat(Math.floor(length / 3)) + 'a'.repeat(length % 3);
+      expect(payloadOf(textFrameOf(text))).toBe(text);
     }
   });
 

@@ -302,7 +302,6 @@ export class RealtimeService {
       }
       const members = await this.presenceStore.members(roomId);
       if (state.cancelled) return;
-      sub.position = position;
       const snapshot: RoomEvent = {
         type: 'subscribed',
         conversationId: roomId,
@@ -311,10 +310,12 @@ export class RealtimeService {
         members: members.slice(0, PRESENCE_SNAPSHOT_LIMIT),
         memberCount: members.length,
       };
-      this.writeTo(sub, { id: position, event: snapshot, audience: {} }, false);
+      this.writeOwn(sub, { id: position, event: snapshot, audience: {} });
       if (resync) {
         const event: RoomEvent = { type: 'resync', conversationId: roomId, at: new Date(), reason: resync };
-        if (this.writeTo(sub, { id: localEventIdAfter(position) ?? position, event, audience: {} }, false)) this.countDeliveries({ id: position, event, audience: {} }, 1, false);
+        const envelope: RoomEnvelope = { id: localEventIdAfter(position) ?? position, event, audience: {} };
+        this.writeOwn(sub, envelope);
+        this.countDeliveries(envelope, 1, false);
       }
       for (const envelope of replay) {
         // A user never hears its own presence live (the event skips the joining connection,
@@ -420,8 +421,9 @@ export class RealtimeService {
    * Writes one event to one subscriber, unless its connection is too far behind: past
    * MAX_BUFFERED_BYTES unsent it is closed as a slow consumer (it resumes from its last id when
    * it reconnects); past a quarter of that, ephemeral typing events are dropped for it first.
-   * An ack re-send goes out under an id of this stream's own, after its position, naming the
-   * original id in `resendOf`: the client's resume point never moves back.
+   * An ack re-send (`redelivery`) goes out under an id of this stream's own, after its position,
+   * naming the original id in `resendOf`: the client's resume point never moves back. (The
+   * fan-out's hot loop: kept small.)
    */
   private deliver(sub: LocalSubscriber, envelope: RoomEnvelope, redelivery: boolean): boolean {
     if (sub.dropped) return false;
@@ -434,17 +436,23 @@ export class RealtimeService {
       this.stats.typingDropped += 1;
       return false;
     }
-    if (!redelivery) return this.writeTo(sub, envelope, true);
-    const id = localEventIdAfter(sub.position);
-    if (!id || envelope.event.type !== 'message') return false;
-    return this.writeTo(sub, { id, event: { ...envelope.event, resendOf: envelope.id }, audience: envelope.audience }, false);
+    if (redelivery) return this.resend(sub, envelope);
+    sub.position = envelope.id;
+    sub.sink.write(envelope, true);
+    return true;
   }
 
-  /** The one place a subscriber's position moves. `shared`: the same envelope goes to others too. */
-  private writeTo(sub: LocalSubscriber, envelope: RoomEnvelope, shared: boolean): boolean {
-    sub.position = envelope.id;
-    sub.sink.write(envelope, shared);
+  private resend(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
+    const id = localEventIdAfter(sub.position);
+    if (!id || envelope.event.type !== 'message') return false;
+    this.writeOwn(sub, { id, event: { ...envelope.event, resendOf: envelope.id }, audience: envelope.audience });
     return true;
+  }
+
+  /** An event for this subscriber only (its `subscribed`, `resync`, a re-send): its position moves to it. */
+  private writeOwn(sub: LocalSubscriber, envelope: RoomEnvelope): void {
+    sub.position = envelope.id;
+    sub.sink.write(envelope, false);
   }
 
   /**

@@ -175,8 +175,10 @@ export class WsConnection implements ConnectionHandle {
       this.waiting[this.waitingHead++] = undefined as never; // let it go
       this.dispatch(next);
     }
-    this.waiting = [];
-    this.waitingHead = 0;
+    if (this.waitingHead > 0) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    }
     if (this.paused) {
       this.paused = false;
       this.ws.resume();
@@ -337,12 +339,12 @@ export class WsConnection implements ConnectionHandle {
         throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${conversationId}` });
       }
       if (sub.cancelled || this.phase === 'closed') return;
-      const { frames } = this.shared;
+      const { frames, writer } = this.shared;
       sub.handle = this.shared.service.openSubscription({
         connectionId: this.id,
         conversationId,
         lastEventId: lastEventId ?? null,
-        sink: { write: (envelope, sharedEnvelope) => this.send(frames.dataFrame(envelope, target, sharedEnvelope)) },
+        sink: { write: (envelope, sharedEnvelope) => writer.write(this, frames.dataFrame(envelope, target, sharedEnvelope)) },
         onLive: () => {
           this.send(this.shared.replies.started(target));
           started();

@@ -43,7 +43,7 @@ export class EventFrames {
    * cached.
    */
   dataFrame(envelope: RoomEnvelope, target: FrameTarget, shared: boolean): Buffer {
-    if (!shared) return textFrame(Buffer.from(dataText(serializeEvent(envelope), envelope.id, target)));
+    if (!shared) return textFrameOf(dataText(serializeEvent(envelope), envelope.id, target));
     let cached = this.cache.get(envelope);
     if (!cached) {
       cached = { payload: serializeEvent(envelope), frames: new Map() };
@@ -52,7 +52,7 @@ export class EventFrames {
     }
     let frame = cached.frames.get(target.key);
     if (!frame) {
-      frame = textFrame(Buffer.from(dataText(cached.payload, envelope.id, target)));
+      frame = textFrameOf(dataText(cached.payload, envelope.id, target));
       cached.frames.set(target.key, frame);
     }
     return frame;
@@ -69,7 +69,20 @@ function dataText(payload: string, eventId: string, target: FrameTarget): string
 
 /** RFC 6455 §5.2: FIN + text opcode, unmasked, with the 7/16/64-bit payload length. */
 export function textFrame(payload: Buffer): Buffer {
-  const length = payload.length;
+  const frame = frameWithHeader(payload.length);
+  payload.copy(frame, frame.length - payload.length);
+  return frame;
+}
+
+/** The text frame of a string, encoded straight into the frame (no intermediate buffer). */
+export function textFrameOf(text: string): Buffer {
+  const length = Buffer.byteLength(text, 'utf8');
+  const frame = frameWithHeader(length);
+  frame.write(text, frame.length - length, 'utf8');
+  return frame;
+}
+
+function frameWithHeader(length: number): Buffer {
   const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(headerLength + length);
   frame[0] = 0x81;
@@ -82,11 +95,10 @@ export function textFrame(payload: Buffer): Buffer {
     frame[1] = 127;
     frame.writeBigUInt64BE(BigInt(length), 2);
   }
-  payload.copy(frame, headerLength);
   return frame;
 }
 
-export const PING_FRAME = textFrame(Buffer.from('PING'));
-export const PONG_FRAME = textFrame(Buffer.from('PONG'));
+export const PING_FRAME = textFrameOf('PING');
+export const PONG_FRAME = textFrameOf('PONG');
 /** Makes a tRPC client move to a new socket (make-before-break), re-reading connectionParams. */
-export const RECONNECT_FRAME = textFrame(Buffer.from(JSON.stringify({ id: null, method: 'reconnect' })));
+export const RECONNECT_FRAME = textFrameOf(JSON.stringify({ id: null, method: 'reconnect' }));

@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../../config.ts';
 import { WsConnection, type WsShared } from './connection.ts';
 import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
+import { safeSuperjson } from '../safe-superjson.ts';
 import { Replies } from './protocol.ts';
 import { FrameWriter } from './writer.ts';
 
@@ -39,7 +40,7 @@ export function createWsTransport(options: WsTransportOptions) {
   const shared: WsShared = {
     ...rest,
     router,
-    replies: new Replies(router._def._config),
+    replies: new Replies(router._def._config, router._def._config.transformer.output.serialize === safeSuperjson.serialize),
     frames: new EventFrames(),
     writer: new FrameWriter(),
     forget: (connection) => connections.delete(connection),

@@ -22,11 +22,12 @@ export class FrameWriter {
   private readonly flushBound = () => this.flush();
 
   write(to: Writable, frame: Buffer): void {
-    if (!to.isOpen()) return;
-    if (to.pendingFrames) {
-      to.pendingFrames.push(frame);
+    const pending = to.pendingFrames;
+    if (pending) {
+      pending.push(frame); // open when its first frame was queued; flush checks again
       return;
     }
+    if (!to.isOpen()) return;
     to.pendingFrames = [frame];
     this.dirty.push(to);
     if (!this.scheduled) {
