@@ -36,6 +36,19 @@ export class LocalPresence implements PresenceStore {
     return Promise.resolve(members);
   }
 
+  /** O(limit), not O(members): every join asks for one (its stream's `subscribed` event). */
+  someMembers(roomId: RoomId, limit: number): Promise<{ members: MemberPresence[]; count: number }> {
+    const some = this.registry.someMembers(roomId, limit);
+    const members: MemberPresence[] = some.members.map((m) => ({ ...m, typing: this.typing.isTyping(roomId, m.userId) }));
+    let count = some.count;
+    for (const ghost of this.ghosts(roomId)) {
+      if (this.registry.isMember(ghost.userId, roomId)) continue;
+      count += 1;
+      if (members.length < limit) members.push({ userId: ghost.userId, connections: 0, joinedAt: ghost.since, typing: false });
+    }
+    return Promise.resolve({ members, count });
+  }
+
   userRooms(userId: UserId): Promise<RoomId[]> {
     return Promise.resolve(this.registry.userRooms(userId));
   }

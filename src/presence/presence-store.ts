@@ -18,6 +18,11 @@ export interface PresenceStore {
   departed(roomId: RoomId, userId: UserId, how: DepartureKind): Promise<boolean>;
   /** Everyone present, with connection counts and typing state. */
   members(roomId: RoomId): Promise<MemberPresence[]>;
+  /**
+   * At most `limit` of the members, and how many there are in all (a stream's `subscribed`
+   * snapshot). Optional: without it the service takes the first `limit` of `members`.
+   */
+  someMembers?(roomId: RoomId, limit: number): Promise<{ members: MemberPresence[]; count: number }>;
   /** Rooms in which the user has at least one connection. */
   userRooms(userId: UserId): Promise<RoomId[]>;
   /**

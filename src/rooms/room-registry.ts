@@ -248,6 +248,18 @@ export class RoomRegistry {
     };
   }
 
+  /** The first `limit` members of the room (in join order) and how many there are: O(limit). */
+  someMembers(roomId: RoomId, limit: number): { members: RoomSnapshot['members']; count: number } {
+    const room = this.rooms.get(roomId);
+    if (!room) return { members: [], count: 0 };
+    const members: RoomSnapshot['members'] = [];
+    for (const m of room.members.values()) {
+      if (members.length >= limit) break;
+      members.push({ userId: m.userId, ...(m.name !== undefined && { name: m.name }), joinedAt: new Date(m.joinedAt), connections: m.connections.size });
+    }
+    return { members, count: room.members.size };
+  }
+
   roomIds(): RoomId[] {
     return [...this.rooms.keys()];
   }

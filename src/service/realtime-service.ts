@@ -300,15 +300,15 @@ export class RealtimeService {
         position = await this.broker.head(roomId);
         cutoff = parseEventId(position);
       }
-      const members = await this.presenceStore.members(roomId);
+      const present = await this.someMembers(roomId, PRESENCE_SNAPSHOT_LIMIT);
       if (state.cancelled) return;
       const snapshot: RoomEvent = {
         type: 'subscribed',
         conversationId: roomId,
         at: new Date(),
         resumed: input.lastEventId !== undefined && input.lastEventId !== null && resync === null,
-        members: members.slice(0, PRESENCE_SNAPSHOT_LIMIT),
-        memberCount: members.length,
+        members: present.members,
+        memberCount: present.count,
       };
       this.writeOwn(sub, { id: position, event: snapshot, audience: {} });
       if (resync) {
@@ -633,6 +633,12 @@ export class RealtimeService {
 
   userRooms(userId: UserId): Promise<RoomId[]> {
     return this.presenceStore.userRooms(userId);
+  }
+
+  private async someMembers(roomId: RoomId, limit: number): Promise<{ members: MemberPresence[]; count: number }> {
+    if (this.presenceStore.someMembers) return this.presenceStore.someMembers(roomId, limit);
+    const all = await this.presenceStore.members(roomId);
+    return { members: all.slice(0, limit), count: all.length };
   }
 
   // ---------------------------------------------------------------- other publishers

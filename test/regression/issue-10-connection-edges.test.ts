@@ -97,6 +97,21 @@ describe('issue #10: nothing lost from the first event', () => {
   });
 });
 
+describe('issue #10: the presence snapshot is bounded', () => {
+  it('lists at most PRESENCE_SNAPSHOT_LIMIT (100) members of a room of 105, and counts them all', async () => {
+    await using t = await startTestApp({ maxConnectionsPerUser: 200 });
+    const members = await Promise.all(Array.from({ length: 104 }, async (_, i) => joined(await t.client(`u${i}`), 'big')));
+    expect(members).toHaveLength(104);
+    const last = await t.client('last');
+    const raw = recordRaw(last, 'big');
+    await waitUntil(() => raw.positions.length === 1, { what: 'the snapshot' });
+    const event = raw.positions[0]!.event as Extract<(typeof raw.positions)[number]['event'], { type: 'subscribed' }>;
+    expect(event.memberCount).toBe(105);
+    expect(event.members).toHaveLength(100);
+    expect(new Set(event.members.map((m) => m.userId)).size).toBe(100);
+  });
+});
+
 describe('issue #10: auth failures that clients understand', () => {
   it('stock client with a missing, forged or expired token: onError UNAUTHORIZED saying why, rejected calls, at most 3 connection attempts in 10 s', async () => {
     await using t = await startTestApp();
