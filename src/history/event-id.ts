@@ -63,3 +63,14 @@ export function newEpoch(): string {
   for (const b of bytes) n = n * 256 + b;
   return n.toString(36).padStart(10, '0');
 }
+
+/**
+ * The position just before a room event: a resume from it replays that event (a stored one; an
+ * ephemeral one is never replayed). For a stream that goes live with that event as its first.
+ */
+export function eventIdBefore(id: EventId): EventId | null {
+  const parsed = parseEventId(id);
+  if (!parsed) return null;
+  if (parsed.sub > 0) return formatEventId(parsed.epoch, parsed.seq);
+  return parsed.seq > 0 ? formatEventId(parsed.epoch, parsed.seq - 1) : null;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RoomEvent } from '../domain/types.ts';
-import { compareEventIds, formatEventId, localEventIdAfter, parseEventId } from './event-id.ts';
+import { compareEventIds, eventIdBefore, formatEventId, localEventIdAfter, parseEventId } from './event-id.ts';
 import { RoomHistory } from './room-history.ts';
 
 const ev = (n: number): RoomEvent => ({ type: 'system', conversationId: 'r1', at: new Date(0), event: `e${n}`, data: n });
@@ -28,6 +28,10 @@ describe('event ids', () => {
     for (let i = 1; i < parsed.length; i += 1) expect(compareEventIds(parsed[i - 1]!, parsed[i]!)).toBeLessThan(0);
     expect(localEventIdAfter(ids[1]!)).toBe(ids[2]);
     expect(localEventIdAfter('nonsense')).toBeNull();
+    // Just before a room event: a resume from there replays it.
+    expect(eventIdBefore(formatEventId('e', 10))).toBe(formatEventId('e', 9));
+    expect(eventIdBefore(formatEventId('e', 9, 2))).toBe(formatEventId('e', 9));
+    expect(eventIdBefore(formatEventId('e', 0))).toBeNull();
     const { h } = history();
     const first = h.append('r', { type: 'system', conversationId: 'r', at: new Date(), event: 'a', data: null }, {}, true);
     const second = h.append('r', { type: 'system', conversationId: 'r', at: new Date(), event: 'b', data: null }, {}, true);

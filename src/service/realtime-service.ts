@@ -21,7 +21,7 @@ import type {
   UserId,
 } from '../domain/types.ts';
 import { PRESENCE_SNAPSHOT_LIMIT } from '../domain/types.ts';
-import { compareEventIds, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import { compareEventIds, eventIdBefore, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import type { Logger } from '../logger.ts';
 import { LocalPresence } from '../presence/local-presence.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
@@ -297,11 +297,14 @@ export class RealtimeService {
         }
         cutoff = parseEventId(resume.head);
       } else {
+        // Every event held since the stream went live is delivered: the position must come
+        // before the first of them (a send right after `started` may precede the head read).
         position = await this.broker.head(roomId);
-        cutoff = parseEventId(position);
+        cutoff = null;
       }
       const present = await this.someMembers(roomId, PRESENCE_SNAPSHOT_LIMIT);
       if (state.cancelled) return;
+      if (!input.lastEventId) position = positionBeforeHeld(sub.held ?? [], position);
       const snapshot: RoomEvent = {
         type: 'subscribed',
         conversationId: roomId,
@@ -718,6 +721,16 @@ export class RealtimeService {
       registryListeners: this.registry.events.count(),
     };
   }
+}
+
+/** `head`, or just before the first live event held for a fresh stream if that is not after it. */
+function positionBeforeHeld(held: ReadonlyArray<{ envelope: RoomEnvelope; redelivery: boolean }>, head: EventId): EventId {
+  const first = held.find((h) => !h.redelivery)?.envelope.id;
+  if (first === undefined) return head;
+  const [a, b] = [parseEventId(first), parseEventId(head)];
+  const order = a && b && compareEventIds(a, b);
+  if (order === null || order === undefined || order > 0) return head;
+  return eventIdBefore(first) ?? head;
 }
 
 /** True when the replay up to `cutoff` already contained this event. */
