@@ -32,7 +32,7 @@ export const t = initTRPC.context<Context>().create({
 
 /** Maps domain errors once, and re-checks the token's expiry on every call. */
 export const authedProcedure = t.procedure.use(async ({ ctx, next }) => {
-  if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+  assertNotExpired(ctx.principal);
   const result = await next();
   if (!result.ok) {
     const mapped = toTRPCError(result.error.cause);
@@ -40,6 +40,11 @@ export const authedProcedure = t.procedure.use(async ({ ctx, next }) => {
   }
   return result;
 });
+
+/** The token's `exp` is checked on every call, not only when the connection opened. */
+export function assertNotExpired(principal: Principal): void {
+  if (isExpired(principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+}
 
 export async function requireAccess(authorize: Authorize, principal: Principal, conversationId: RoomId): Promise<void> {
   if (!(await authorize(principal, conversationId))) {

@@ -4,7 +4,6 @@ import type { Duplex } from 'node:stream';
 import { callTRPCProcedure, getTRPCErrorFromUnknown, TRPCError, type AnyTRPCRouter } from '@trpc/server';
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
-import { isExpired } from '../../auth/tokens.ts';
 import type { Logger } from '../../logger.ts';
 import type { Principal } from '../../domain/types.ts';
 import type { CloseReason, ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
@@ -12,7 +11,7 @@ import { authenticateOrThrow, type Authenticate } from '../authenticate.ts';
 import { closeFrameFor, rejectionCloseFrame } from '../close-codes.ts';
 import type { HotCalls } from '../router.ts';
 import { toTRPCError } from '../trpc-errors.ts';
-import type { Authorize, Context } from '../trpc.ts';
+import { assertNotExpired, requireAccess, type Authorize, type Context } from '../trpc.ts';
 import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
 import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
 import type { FrameWriter } from './writer.ts';
@@ -290,7 +289,7 @@ export class WsConnection implements ConnectionHandle {
         const parsed = hot.input.safeParse(readInput(request.input));
         if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
         input = parsed.data;
-        if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+        assertNotExpired(ctx.principal);
         data = await hot.run(ctx, parsed.data as never);
       } else {
         // Everything else through tRPC's public calling API: the router's own middlewares and schemas.
@@ -333,11 +332,9 @@ export class WsConnection implements ConnectionHandle {
       const parsed = this.shared.eventsInput.safeParse(merged);
       if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
       input = parsed.data;
-      if (isExpired(ctx.principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+      assertNotExpired(ctx.principal);
       const { conversationId, lastEventId } = parsed.data;
-      if (!(await this.shared.authorize(ctx.principal, conversationId))) {
-        throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${conversationId}` });
-      }
+      await requireAccess(this.shared.authorize, ctx.principal, conversationId);
       if (sub.cancelled || this.phase === 'closed') return;
       const { frames, writer } = this.shared;
       sub.handle = this.shared.service.openSubscription({
