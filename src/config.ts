@@ -59,6 +59,29 @@ export const envSchema = z.object({
   TYPING_RATE_PER_SEC: int(1).default(10),
   /** Largest inbound WebSocket frame (a whole batch of calls); default 1 MiB, more for large bodies. */
   MAX_FRAME_BYTES: int(1024).optional(),
+  /** Per-user `conversation.events` starts per second (token bucket refill) and burst. */
+  SUBSCRIBE_RATE_PER_SEC: int(1).default(20),
+  SUBSCRIBE_RATE_BURST: int(1).default(200),
+  /**
+   * What empty rooms leave behind, node-wide: histories of rooms without members (count and
+   * bytes), and idempotency keys and finished delivery reports (count each). Oldest evicted first.
+   */
+  MAX_RETAINED_ROOMS: int(1).default(10_000),
+  MAX_RETAINED_HISTORY_BYTES: int(1024).default(64 * 1024 * 1024),
+  MAX_RETAINED_RECORDS: int(1).default(100_000),
+  /** Most calls in one HTTP batch request / one WebSocket frame; larger batches are refused whole. */
+  MAX_HTTP_BATCH: int(1, 10_000).default(50),
+  MAX_WS_BATCH: int(1, 100_000).default(5_000),
+  /** Production: most seconds a token's `exp` may lie ahead (tokens without `exp` refused) unless ALLOW_LONG_LIVED_TOKENS. */
+  TOKEN_MAX_LIFETIME_SEC: int(60).default(86_400),
+  ALLOW_LONG_LIVED_TOKENS: bool.optional(),
+  /** HTTP server: headers and whole-request timeouts, keep-alive idle timeout, and the cap on open TCP connections (WebSockets included). */
+  HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
+  HTTP_KEEPALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  MAX_CONNECTIONS: int(1).default(20_000),
+  /** Production: serve /metrics without METRICS_TOKEN (it is off in production without one of them). */
+  METRICS_PUBLIC: bool.optional(),
   /** Per-node limits: open connections per user, rooms per connection, subscriptions per connection. */
   MAX_CONNECTIONS_PER_USER: int(1).default(20),
   MAX_ROOMS_PER_CONNECTION: int(1).default(100),
@@ -68,7 +91,9 @@ export const envSchema = z.object({
   /** After its token expires, how long a connection has to reconnect with a fresh one before it is closed with 4001. */
   TOKEN_REFRESH_GRACE_MS: int(0, 3_600_000).default(10_000),
   /** A `?connectionParams=1` socket that sends none within this is refused (UNAUTHORIZED). */
-  AUTH_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
+  AUTH_TIMEOUT_MS: int(100, 3_600_000).default(5_000),
+  /** Sockets not yet authenticated (waiting for or checking connectionParams) one node keeps; beyond, upgrades get 503. */
+  MAX_UNAUTHENTICATED_SOCKETS: int(1).default(1_000),
   /** A refused connection answers every call with its error for this long, then is closed. */
   AUTH_REJECT_LINGER_MS: int(0, 60_000).default(5000),
   /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
@@ -127,6 +152,23 @@ export interface Config {
   tokenRefreshGraceMs: number;
   authTimeoutMs: number;
   rejectLingerMs: number;
+  maxUnauthenticatedSockets: number;
+  subscribeRatePerSec: number;
+  subscribeRateBurst: number;
+  maxRetainedRooms: number;
+  maxRetainedHistoryBytes: number;
+  maxRetainedRecords: number;
+  maxHttpBatch: number;
+  maxWsBatch: number;
+  /** Seconds; enforced when `production` and not `allowLongLivedTokens`. */
+  tokenMaxLifetimeSec: number;
+  allowLongLivedTokens: boolean;
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
+  maxConnections: number;
+  /** /metrics answers without a token (always true outside production unless METRICS_TOKEN is set). */
+  metricsPublic: boolean;
   shutdownDrainMs: number;
   graphiql: boolean;
   introspection: boolean;
@@ -206,6 +248,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     tokenRefreshGraceMs: e.TOKEN_REFRESH_GRACE_MS,
     authTimeoutMs: e.AUTH_TIMEOUT_MS,
     rejectLingerMs: e.AUTH_REJECT_LINGER_MS,
+    maxUnauthenticatedSockets: e.MAX_UNAUTHENTICATED_SOCKETS,
+    subscribeRatePerSec: e.SUBSCRIBE_RATE_PER_SEC,
+    subscribeRateBurst: e.SUBSCRIBE_RATE_BURST,
+    maxRetainedRooms: e.MAX_RETAINED_ROOMS,
+    maxRetainedHistoryBytes: e.MAX_RETAINED_HISTORY_BYTES,
+    maxRetainedRecords: e.MAX_RETAINED_RECORDS,
+    maxHttpBatch: e.MAX_HTTP_BATCH,
+    maxWsBatch: e.MAX_WS_BATCH,
+    tokenMaxLifetimeSec: e.TOKEN_MAX_LIFETIME_SEC,
+    allowLongLivedTokens: e.ALLOW_LONG_LIVED_TOKENS ?? !production,
+    httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+    maxConnections: e.MAX_CONNECTIONS,
+    metricsPublic: e.METRICS_PUBLIC ?? !production,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
