@@ -46,6 +46,8 @@ export interface AckTrackerOptions {
   retryMs: number;
   /** How long a finished report stays queryable (and late acks recognised). */
   reportRetentionMs: number;
+  /** Most finished reports kept at once; over it the oldest is forgotten first (default: no limit). */
+  maxFinished?: number;
   onReport: (report: DeliveryReport, senderId: UserId) => void;
   onRetry: (request: RetryRequest) => void;
   now?: () => number;
@@ -277,6 +279,7 @@ export class AckTracker {
       latencyMs: completedAt - entry.createdAt,
     };
     this.finished.set(entry.messageId, { report, senderId: entry.senderId, forgetAt: completedAt + this.options.reportRetentionMs });
+    if (this.finished.size > (this.options.maxFinished ?? Number.POSITIVE_INFINITY)) this.finished.delete(this.finished.keys().next().value!);
     this.options.onReport(report, entry.senderId);
   }
 

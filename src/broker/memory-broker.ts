@@ -5,6 +5,9 @@ import type { Broker, BrokerListener, PublishOptions } from './broker.ts';
 export interface MemoryBrokerOptions {
   historySize: number;
   historyTtlMs: number;
+  /** Node-wide budget for the histories of rooms without members (see RoomHistory). */
+  maxIdleRooms?: number;
+  maxIdleBytes?: number;
   now?: () => number;
   /** How often expired histories are swept; defaults to a tenth of the TTL, at most 30 s. */
   sweepIntervalMs?: number;
@@ -20,6 +23,8 @@ export class MemoryBroker implements Broker {
     this.history = new RoomHistory({
       size: options.historySize,
       ttlMs: options.historyTtlMs,
+      ...(options.maxIdleRooms !== undefined && { maxIdleRooms: options.maxIdleRooms }),
+      ...(options.maxIdleBytes !== undefined && { maxIdleBytes: options.maxIdleBytes }),
       ...(options.now && { now: options.now }),
     });
     const interval = options.sweepIntervalMs ?? Math.max(50, Math.min(30_000, Math.floor(options.historyTtlMs / 10)));

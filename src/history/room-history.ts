@@ -1,10 +1,16 @@
 import type { Audience, EventId, RoomEnvelope, RoomEvent, RoomId, ResyncReason } from '../domain/types.ts';
+import { checkEventData } from '../domain/event-data.ts';
 import { compareEventIds, formatEventId, newEpoch, parseEventId, type ParsedEventId } from './event-id.ts';
 
 /**
  * Per-room event log for resume: assigns ids (strictly increasing per room) and keeps the last
  * `size` stored events in a ring. A room's log lives while the room is active and for `ttlMs`
  * after it goes idle (empty); then it is forgotten and old ids answer `resync`.
+ *
+ * What idle rooms leave behind has a budget for the whole node: at most `maxIdleRooms` idle logs
+ * and `maxIdleBytes` of their events (estimated). Over either, the log idle the longest is
+ * forgotten at once — exactly as if its TTL had passed: a late resume gets `resync`
+ * (`history_unavailable`, the room starts a new epoch), so no stream has a silent gap.
  * Pure: the clock is injected and expiry happens in `sweep()`, which the owner schedules.
  */
 
@@ -22,6 +28,9 @@ interface RoomLog {
   length: number;
   /** When the room went idle (no local member), or null while active. */
   idleSince: number | null;
+  /** Estimated bytes of the kept events, slot by slot, and their sum. */
+  sizes: number[];
+  bytes: number;
 }
 
 /**
@@ -47,6 +56,9 @@ export function judgeResume(
 export interface RoomHistoryOptions {
   size: number;
   ttlMs: number;
+  /** Node-wide budget for idle logs: how many, and their estimated bytes (default: unbounded). */
+  maxIdleRooms?: number;
+  maxIdleBytes?: number;
   now?: () => number;
   /** For tests that need fixed ids. */
   epoch?: () => string;
@@ -54,35 +66,73 @@ export interface RoomHistoryOptions {
 
 export class RoomHistory {
   private readonly logs = new Map<RoomId, RoomLog>();
+  /** The idle logs, idle the longest first (re-inserted on activity): sweep and eviction order. */
+  private readonly idle = new Map<RoomId, RoomLog>();
+  private idleBytes = 0;
+  private readonly maxIdleRooms: number;
+  private readonly maxIdleBytes: number;
   private readonly now: () => number;
   private readonly epoch: () => string;
+  /** Idle logs forgotten before their TTL to keep the budget. */
+  evicted = 0;
 
   constructor(private readonly options: RoomHistoryOptions) {
     this.now = options.now ?? Date.now;
     this.epoch = options.epoch ?? newEpoch;
+    this.maxIdleRooms = options.maxIdleRooms ?? Number.POSITIVE_INFINITY;
+    this.maxIdleBytes = options.maxIdleBytes ?? Number.POSITIVE_INFINITY;
   }
 
   /** Gives the event the room's next id; a stored event is also kept for resume. */
   append(roomId: RoomId, event: RoomEvent, audience: Audience, store: boolean): RoomEnvelope {
     const log = this.ensure(roomId);
-    if (log.idleSince !== null) log.idleSince = this.now();
     const publishedAt = performance.timeOrigin + performance.now();
     if (!store) {
       log.lastSub += 1;
+      if (log.idleSince !== null) this.touchIdle(roomId, log, 0);
       return { id: formatEventId(log.epoch, log.lastSeq, log.lastSub), event, audience, publishedAt };
     }
     log.lastSeq += 1;
     log.lastSub = 0;
     const envelope: RoomEnvelope = { id: formatEventId(log.epoch, log.lastSeq), event, audience, publishedAt };
     const capacity = this.options.size;
+    let grew = 0;
     if (capacity > 0) {
       if (log.ring.length < capacity) log.ring.length = capacity;
       const slot = (log.start + log.length) % capacity;
+      const bytes = estimateBytes(event);
+      grew = bytes - (log.length < capacity ? 0 : (log.sizes[slot] ?? 0));
       log.ring[slot] = envelope;
+      log.sizes[slot] = bytes;
+      log.bytes += grew;
       if (log.length < capacity) log.length += 1;
       else log.start = (log.start + 1) % capacity;
     }
+    if (log.idleSince !== null) this.touchIdle(roomId, log, grew);
     return envelope;
+  }
+
+  /** Activity in an idle room: it becomes the most recently idle, its size changed by `grew`. */
+  private touchIdle(roomId: RoomId, log: RoomLog, grew: number): void {
+    log.idleSince = this.now();
+    this.idle.delete(roomId);
+    this.idle.set(roomId, log);
+    this.idleBytes += grew;
+    this.keepBudget();
+  }
+
+  /** Forgets the logs idle the longest until the idle ones fit the budget. */
+  private keepBudget(): void {
+    while (this.idle.size > this.maxIdleRooms || (this.idleBytes > this.maxIdleBytes && this.idle.size > 0)) {
+      const [roomId, log] = this.idle.entries().next().value!;
+      this.forget(roomId, log);
+      this.evicted += 1;
+    }
+  }
+
+  private forget(roomId: RoomId, log: RoomLog): void {
+    this.logs.delete(roomId);
+    if (this.idle.delete(roomId)) this.idleBytes -= log.bytes;
   }
 
   /** The id of the latest event, stored or ephemeral: the resume point of a fresh subscriber. */
@@ -107,26 +157,32 @@ export class RoomHistory {
     return { kind: 'replay', events, head };
   }
 
-  /** The room has a local member again: keep its log without expiry. */
+  /** The room has a local member again: keep its log without expiry (and outside the idle budget). */
   markActive(roomId: RoomId): void {
-    this.ensure(roomId).idleSince = null;
+    const log = this.ensure(roomId);
+    if (this.idle.delete(roomId)) this.idleBytes -= log.bytes;
+    log.idleSince = null;
   }
 
   /** The room emptied: its log now expires `ttlMs` after its last activity. */
   markIdle(roomId: RoomId): void {
     const log = this.logs.get(roomId);
-    if (log) log.idleSince = this.now();
+    if (!log) return;
+    if (log.idleSince === null) this.idleBytes += log.bytes;
+    this.idle.delete(roomId);
+    log.idleSince = this.now();
+    this.idle.set(roomId, log);
+    this.keepBudget();
   }
 
   /** Forgets idle logs past their TTL; returns how many were dropped. */
   sweep(): number {
     const cutoff = this.now() - this.options.ttlMs;
     let dropped = 0;
-    for (const [roomId, log] of this.logs) {
-      if (log.idleSince !== null && log.idleSince <= cutoff) {
-        this.logs.delete(roomId);
-        dropped += 1;
-      }
+    for (const [roomId, log] of this.idle) {
+      if (log.idleSince! > cutoff) break; // idle order: the rest are younger
+      this.forget(roomId, log);
+      dropped += 1;
     }
     return dropped;
   }
@@ -135,19 +191,53 @@ export class RoomHistory {
     return this.logs.has(roomId);
   }
 
-  counts(): { rooms: number; events: number } {
+  counts(): { rooms: number; events: number; idleRooms: number; idleBytes: number; evicted: number } {
     let events = 0;
     for (const log of this.logs.values()) events += log.length;
-    return { rooms: this.logs.size, events };
+    return { rooms: this.logs.size, events, idleRooms: this.idle.size, idleBytes: this.idleBytes, evicted: this.evicted };
   }
 
   private ensure(roomId: RoomId): RoomLog {
     let log = this.logs.get(roomId);
     if (!log) {
       // A log created by a send to an empty room starts idle: it expires unless someone joins.
-      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, ring: [], start: 0, length: 0, idleSince: this.now() };
+      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, ring: [], start: 0, length: 0, idleSince: this.now(), sizes: [], bytes: 0 };
       this.logs.set(roomId, log);
+      this.idle.set(roomId, log);
+      this.keepBudget();
     }
     return log;
+  }
+}
+
+/**
+ * What one stored event costs in memory, roughly: the envelope and event objects, plus the
+ * strings and data they carry (two bytes a character, as a JavaScript string may take).
+ */
+export function estimateBytes(event: RoomEvent): number {
+  const base = 400;
+  switch (event.type) {
+    case 'message':
+      return base + 2 * (event.message.body.length + (event.message.senderName?.length ?? 0) + event.message.senderId.length + (event.message.clientMessageId?.length ?? 0));
+    case 'system':
+      return base + 2 * (event.event.length + dataBytes(event.data));
+    case 'conversation_updated':
+      return base + 2 * dataBytes(event.changes);
+    case 'message_delivered': {
+      const { expected, acked, missing } = event.report;
+      let ids = 0;
+      for (const list of [expected, acked, missing]) for (const id of list) ids += id.length + 16;
+      return base + 2 * ids;
+    }
+    default:
+      return base;
+  }
+}
+
+function dataBytes(data: unknown): number {
+  try {
+    return checkEventData(data, 'data', Number.POSITIVE_INFINITY);
+  } catch {
+    return 16 * 1024; // not publishable through the service; counted generously
   }
 }

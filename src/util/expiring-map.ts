@@ -1,6 +1,7 @@
 /**
  * A map whose entries expire `ttlMs` after they were set. Reads never return an expired entry;
- * `sweep()` (called by the owner's timer) frees them.
+ * `sweep()` (called by the owner's timer) frees them. With `maxSize`, setting one entry too many
+ * forgets the oldest first.
  */
 export class ExpiringMap<TKey, TValue> {
   private readonly entries = new Map<TKey, { value: TValue; expiresAt: number }>();
@@ -8,6 +9,7 @@ export class ExpiringMap<TKey, TValue> {
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    private readonly maxSize = Number.POSITIVE_INFINITY,
   ) {}
 
   get(key: TKey): TValue | undefined {
@@ -23,6 +25,7 @@ export class ExpiringMap<TKey, TValue> {
   set(key: TKey, value: TValue): void {
     this.entries.delete(key); // keep insertion order = expiry order
     this.entries.set(key, { value, expiresAt: this.now() + this.ttlMs });
+    if (this.entries.size > this.maxSize) this.entries.delete(this.entries.keys().next().value as TKey);
   }
 
   delete(key: TKey): void {
