@@ -16,6 +16,8 @@ export type DomainErrorCode =
   | 'SHUTTING_DOWN'
   /** A per-user or per-connection limit (connections, rooms, subscriptions) is reached. */
   | 'LIMIT_EXCEEDED'
+  /** Event data a publisher gave cannot be delivered (not plain JSON, a forbidden key, too deep or large). */
+  | 'INVALID_EVENT_DATA'
   /** Cluster mode: Redis is unreachable; retry after `retryAfterMs`. */
   | 'UNAVAILABLE';
 

@@ -95,8 +95,13 @@ export const PRESENCE_SNAPSHOT_LIMIT = 100;
 
 export type RoomEventType = RoomEvent['type'];
 
-/** Why a resuming subscriber must refetch instead of replaying. */
-export type ResyncReason = 'history_truncated' | 'history_unavailable' | 'unknown_event_id';
+/**
+ * Why a subscriber must refetch: its resume point is too old (`history_truncated`), from a
+ * history that is gone (`history_unavailable`: a restart, an expired or evicted room, a lost
+ * cluster history) or not this room's (`unknown_event_id`); or an event could not be delivered
+ * to it (`event_undeliverable`: a safety net that should never fire).
+ */
+export type ResyncReason = 'history_truncated' | 'history_unavailable' | 'unknown_event_id' | 'event_undeliverable';
 
 /** Event types kept in the per-room history for resume. */
 export const STORED_EVENT_TYPES: ReadonlySet<RoomEventType> = new Set([

@@ -18,6 +18,7 @@ const CODES: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   SHUTTING_DOWN: 'SERVICE_UNAVAILABLE',
   UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   LIMIT_EXCEEDED: 'TOO_MANY_REQUESTS',
+  INVALID_EVENT_DATA: 'BAD_REQUEST',
 };
 
 export function toTRPCError(error: unknown): unknown {
