@@ -217,8 +217,20 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     };
     openJoins.add(fail);
 
-    const subscription = trpc.conversation.events.subscribe(
-      { conversationId, ...(joinOptions.lastEventId !== undefined && { lastEventId: joinOptions.lastEventId }) },
+    // A start refused for a while (the per-user subscribe rate, a cluster outage) is tried again
+    // after the wait the server names, from where the stream stands.
+    let retryTimer: NodeJS.Timeout | null = null;
+    const retryOrFail = (error: TRPCClientError<AppRouter>) => {
+      const data: unknown = error.data;
+      const wait = typeof data === 'object' && data !== null && 'retryAfterMs' in data ? data.retryAfterMs : undefined;
+      if (typeof wait !== 'number' || done || closed) return fail(explain(error));
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        if (!done && !closed) subscription = subscribe(lastEventId);
+      }, wait + Math.floor(Math.random() * 100));
+    };
+    const subscribe = (from: string | undefined) => trpc.conversation.events.subscribe(
+      { conversationId, ...(from !== undefined && { lastEventId: from }) },
       {
         onStarted: () => markStarted(),
         onData: ({ id, data: event }) => {
@@ -249,11 +261,12 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           if (waiter) waiter({ value: item, done: false });
           else if (iterating) buffered.push(item);
         },
-        onError: (error) => fail(explain(error)),
+        onError: retryOrFail,
         onComplete: finish,
         onStopped: finish,
       },
     );
+    let subscription = subscribe(joinOptions.lastEventId);
 
     const conversation: Conversation = {
       conversationId,
@@ -283,6 +296,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         });
       },
       leave() {
+        if (retryTimer) clearTimeout(retryTimer);
         subscription.unsubscribe();
         finish();
       },

@@ -21,6 +21,7 @@ import type {
   UserId,
 } from '../domain/types.ts';
 import { PRESENCE_SNAPSHOT_LIMIT } from '../domain/types.ts';
+import { checkEventData } from '../domain/event-data.ts';
 import { compareEventIds, eventIdBefore, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import type { Logger } from '../logger.ts';
 import { LocalPresence } from '../presence/local-presence.ts';
@@ -29,6 +30,7 @@ import type { RedisPresence } from '../presence/redis-presence.ts';
 import { RoomRegistry } from '../rooms/room-registry.ts';
 import { TypingTracker } from '../typing/typing-tracker.ts';
 import { ExpiringMap } from '../util/expiring-map.ts';
+import { LogLimiter } from '../util/log-limiter.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 import { PresenceGrace } from './presence-grace.ts';
 import { ServiceStats } from './stats.ts';
@@ -143,6 +145,8 @@ export class RealtimeService {
   private readonly sent: ExpiringMap<string, Promise<SendResult>>;
   private readonly messageRate: TokenBuckets;
   private readonly typingRate: TokenBuckets;
+  private readonly subscribeRate: TokenBuckets;
+  private readonly logLimiter = new LogLimiter();
   private readonly sweepTimer: NodeJS.Timeout;
   private closing = false;
 
@@ -158,6 +162,7 @@ export class RealtimeService {
     this.acks = new AckTracker({
       retryMs: config.ackRetryMs,
       reportRetentionMs: config.historyTtlMs,
+      maxFinished: config.maxRetainedRecords,
       onReport: (report, senderId) => this.onReport(report, senderId),
       onRetry: (request) => this.onRetry(request),
     });
@@ -170,13 +175,16 @@ export class RealtimeService {
     });
     this.presenceStore = seams.presence ?? new LocalPresence(this.registry, this.typing, (roomId) => this.grace.inRoom(roomId));
     this.ackRouter = seams.ackRouter?.(this.acks) ?? new LocalAckRouter(this.acks);
-    this.sent = new ExpiringMap(config.historyTtlMs);
+    // Idempotency keys: kept HISTORY_TTL_MS, at most MAX_RETAINED_RECORDS on the node, oldest first out.
+    this.sent = new ExpiringMap(config.historyTtlMs, Date.now, config.maxRetainedRecords);
     this.messageRate = new TokenBuckets(config.messageRatePerSec, config.messageRateBurst);
     this.typingRate = new TokenBuckets(config.typingRatePerSec, config.typingRatePerSec * 2);
+    this.subscribeRate = new TokenBuckets(config.subscribeRatePerSec, config.subscribeRateBurst);
     this.sweepTimer = setInterval(() => {
       this.sent.sweep();
       this.messageRate.sweep();
       this.typingRate.sweep();
+      this.subscribeRate.sweep();
       // Messages forgotten without a report (adopted by another node in a cluster) keep no envelope.
       for (const id of this.awaitingAck.keys()) if (!this.acks.isPending(id)) this.awaitingAck.delete(id);
     }, 10_000);
@@ -259,6 +267,10 @@ export class RealtimeService {
     if (!this.registry.isConnectionInRoom(connection.id, roomId) && this.registry.connectionRooms(connection.id).length >= this.config.maxRoomsPerConnection) {
       throw new DomainError('LIMIT_EXCEEDED', `too many rooms on this connection (max ${this.config.maxRoomsPerConnection}); leave one first`);
     }
+    // Every start may leave a room history behind: the rate per user is bounded (and what empty
+    // rooms leave behind has a node-wide budget, in the broker's history).
+    const wait = this.subscribeRate.take(userId);
+    if (wait > 0) throw new DomainError('RATE_LIMITED', `too many subscriptions started; retry in ${wait} ms (SUBSCRIBE_RATE_PER_SEC)`, wait);
 
     const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false, position: '' };
     this.addSubscriber(sub);
@@ -441,8 +453,26 @@ export class RealtimeService {
     }
     if (redelivery) return this.resend(sub, envelope);
     sub.position = envelope.id;
-    sub.sink.write(envelope, true);
+    try {
+      sub.sink.write(envelope, true);
+    } catch (error) {
+      this.undeliverable(sub, envelope, error);
+    }
     return true;
+  }
+
+  /**
+   * The safety net behind checking events before they are published: an event whose frame
+   * cannot be built (it should never happen) is not skipped silently. The subscriber gets
+   * `resync` right after it — its position moves past the event, so a resume does not meet it
+   * again — and the failure is logged (at most once a minute).
+   */
+  private undeliverable(sub: LocalSubscriber, envelope: RoomEnvelope, error: unknown): void {
+    this.stats.undeliverable += 1;
+    const allowed = this.logLimiter.allow('undeliverable');
+    if (allowed) this.log.error({ err: error, roomId: sub.roomId, eventId: envelope.id, type: envelope.event.type, heldBack: allowed.suppressed }, 'event could not be delivered: subscriber told to resync');
+    const id = localEventIdAfter(envelope.id) ?? envelope.id;
+    this.writeOwn(sub, { id, event: { type: 'resync', conversationId: sub.roomId, at: new Date(), reason: 'event_undeliverable' }, audience: {} });
   }
 
   private resend(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
@@ -646,11 +676,29 @@ export class RealtimeService {
 
   // ---------------------------------------------------------------- other publishers
 
+  /**
+   * Publisher events carry free-form JSON: checked before they take a sequence number
+   * (domain/event-data.ts), so nothing is stored that cannot be delivered.
+   */
   broadcastSystemEvent(conversationId: RoomId, event: string, data: unknown): Promise<RoomEnvelope> {
+    if (typeof event !== 'string' || event.length === 0 || event.length > 128) {
+      return Promise.reject(new DomainError('INVALID_EVENT_DATA', 'event: must be a name of 1–128 characters'));
+    }
+    try {
+      checkEventData(data, 'data', this.config.maxMessageBytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.publish(conversationId, { type: 'system', conversationId, at: new Date(), event, data }, {});
   }
 
   updateConversation(conversationId: RoomId, changes: Record<string, unknown>): Promise<RoomEnvelope> {
+    try {
+      if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) throw new DomainError('INVALID_EVENT_DATA', 'changes: must be a JSON object');
+      checkEventData(changes, 'changes', this.config.maxMessageBytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.publish(conversationId, { type: 'conversation_updated', conversationId, at: new Date(), changes }, {});
   }
 

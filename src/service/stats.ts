@@ -19,6 +19,8 @@ export class ServiceStats {
   slowConsumerCloses = 0;
   /** Typing events not sent to a connection that was already behind. */
   typingDropped = 0;
+  /** Events whose frame could not be built for a subscriber (it got `resync` instead); should stay 0. */
+  undeliverable = 0;
   readonly acks: Record<DeliveryStatus, number> = { delivered: 0, partial: 0, failed: 0 };
   readonly publishedByType = new Map<RoomEventType, number>();
   readonly deliveredByType = new Map<RoomEventType, number>();

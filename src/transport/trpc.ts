@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { isExpired } from '../auth/tokens.ts';
+import { DomainError } from '../domain/errors.ts';
 import type { Principal, RoomId } from '../domain/types.ts';
 import type { ConnectionHandle } from '../service/realtime-service.ts';
 import { safeSuperjson } from './safe-superjson.ts';
@@ -26,6 +27,9 @@ export const t = initTRPC.context<Context>().create({
       return { ...shape, message: `Invalid input: ${describeZodError(zodError)}`, data: { ...shape.data, issues: zodIssues(zodError).map((i) => ({ path: i.path.map(String), message: i.message })) } };
     }
     if (error.code === 'INTERNAL_SERVER_ERROR') return { ...shape, message: 'Internal server error' };
+    // A rate limit or an outage says how long to wait (the typed client re-joins after it).
+    const retryAfterMs = error.cause instanceof DomainError ? error.cause.retryAfterMs : undefined;
+    if (retryAfterMs !== undefined) return { ...shape, data: { ...shape.data, retryAfterMs } };
     return shape;
   },
 });
