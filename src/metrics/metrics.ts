@@ -9,7 +9,15 @@ import type { RealtimeService } from '../service/realtime-service.ts';
  * outcome, error code) — never a room or user id; per-room numbers live in GraphQL.
  * Names follow Prometheus conventions: base units, `_total` on counters.
  */
-export function createMetrics(service: RealtimeService, cluster?: { broker: RedisBroker; available: boolean }): Registry {
+/** Figures the service does not own: the WebSocket transport's, the in-memory history's. */
+export interface EdgeFigures {
+  /** Sockets not authenticated yet (waiting for or checking connectionParams). */
+  unauthenticatedSockets(): number;
+  /** Histories of rooms without members kept for resume, and how many were evicted early (single node). */
+  retainedHistories?(): { idleRooms: number; idleBytes: number; evicted: number };
+}
+
+export function createMetrics(service: RealtimeService, cluster?: { broker: RedisBroker; available: boolean }, edge?: EdgeFigures): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const registers = [registry];
@@ -18,6 +26,15 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
   new Gauge({ name: 'realtime_connections', help: 'Open WebSocket connections on this node.', registers, collect() { this.set(counts().connections); } });
   new Gauge({ name: 'realtime_rooms_active', help: 'Rooms with at least one member on this node.', registers, collect() { this.set(counts().rooms); } });
   new Gauge({ name: 'realtime_users', help: 'Distinct connected users on this node.', registers, collect() { this.set(counts().users); } });
+  if (edge) {
+    new Gauge({ name: 'realtime_unauthenticated_sockets', help: 'WebSockets not authenticated yet (capped by MAX_UNAUTHENTICATED_SOCKETS).', registers, collect() { this.set(edge.unauthenticatedSockets()); } });
+    const retained = edge.retainedHistories;
+    if (retained) {
+      new Gauge({ name: 'realtime_retained_histories', help: 'Histories of rooms without members kept for resume (MAX_RETAINED_ROOMS).', registers, collect() { this.set(retained().idleRooms); } });
+      new Gauge({ name: 'realtime_retained_history_bytes', help: 'Estimated bytes of those histories (MAX_RETAINED_HISTORY_BYTES).', registers, collect() { this.set(retained().idleBytes); } });
+      new Counter({ name: 'realtime_retained_histories_evicted_total', help: 'Histories forgotten before HISTORY_TTL_MS to keep the budget.', registers, collect() { this.reset(); this.inc(retained().evicted); } });
+    }
+  }
   new Gauge({ name: 'realtime_acks_pending', help: 'Acknowledged messages waiting for acks.', registers, collect() { this.set(service.acks.pendingCount); } });
 
   const fromMap = (counter: Counter<string>, label: string, map: ReadonlyMap<string, number>) => {

@@ -31,6 +31,10 @@ export interface WsShared {
   /** Every refused call and failure, for stats and logs (the server's onError). */
   report(info: { error: TRPCError; type: CallMethod | 'unknown'; path: string | undefined; input: unknown; ctx: Context | null }): void;
   forget(connection: WsConnection): void;
+  /** Sockets of this server without a user (see `unauthenticated` on the connection). */
+  unauthenticated: { count: number };
+  /** Most calls one frame may carry (MAX_WS_BATCH). */
+  maxBatch: number;
 }
 
 /** The path served directly: a subscription is a small record, its frames built once per event. */
@@ -81,6 +85,8 @@ export class WsConnection implements ConnectionHandle {
   private waitingHead = 0;
   private inFlight = 0;
   private paused = false;
+  /** Counted in `shared.unauthenticated` until it is open or closed. */
+  private unauthenticated = true;
 
   readonly ws: WebSocket;
   /** The socket the upgrade came on (writer.ts writes frames to it). */
@@ -98,6 +104,7 @@ export class WsConnection implements ConnectionHandle {
     this.req = upgrade.req;
     this.phase = awaitingParams ? 'awaiting_params' : 'authenticating';
     this.since = this.lastInbound = Date.now();
+    shared.unauthenticated.count += 1;
     if (!awaitingParams) void this.authenticate(null);
   }
 
@@ -136,8 +143,29 @@ export class WsConnection implements ConnectionHandle {
       return;
     }
     // A batch is served call by call, in order: each request its own result or its own error.
-    if (Array.isArray(message)) for (const item of message) this.accept(parseRequest(item));
-    else this.accept(parseRequest(message));
+    if (Array.isArray(message)) {
+      if (message.length > this.shared.maxBatch) return this.refuseBatch(message);
+      for (const item of message) this.accept(parseRequest(item));
+    } else this.accept(parseRequest(message));
+  }
+
+  /** A frame with more calls than MAX_WS_BATCH: none runs, each is answered with the same error. */
+  private refuseBatch(items: unknown[]): void {
+    const error = new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `a frame may carry at most ${this.shared.maxBatch} calls (MAX_WS_BATCH); this one has ${items.length}: split it` });
+    this.shared.report({ error, type: 'unknown', path: undefined, input: undefined, ctx: this.ctx });
+    for (const item of items) {
+      const request = parseRequest(item);
+      if (request.kind === 'call' || request.kind === 'invalid') {
+        if (request.target) this.send(this.shared.replies.error(request.target, error, this.ctx ? { ctx: this.ctx } : {}));
+      }
+    }
+  }
+
+  /** Leaves the server's count of sockets without a user (once: on open or close). */
+  private settleAuth(): void {
+    if (!this.unauthenticated) return;
+    this.unauthenticated = false;
+    this.shared.unauthenticated.count -= 1;
   }
 
   private accept(request: Request): void {
@@ -225,6 +253,7 @@ export class WsConnection implements ConnectionHandle {
       }
       this.ctx = { principal, connection: this };
       this.phase = 'open';
+      this.settleAuth();
       this.shared.log.debug({ connectionId: this.id, userId: principal.userId }, 'connection opened');
       this.pump();
     } catch (error) {
@@ -366,6 +395,7 @@ export class WsConnection implements ConnectionHandle {
   onClose(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.settleAuth();
     this.waiting = [];
     this.waitingHead = 0;
     this.pendingFrames = null;

@@ -8,15 +8,16 @@ import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
 import { safeSuperjson } from '../safe-superjson.ts';
 import { Replies } from './protocol.ts';
 import { FrameWriter } from './writer.ts';
+import { LogLimiter } from '../../util/log-limiter.ts';
 
-export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget'> {
+export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget' | 'unauthenticated' | 'maxBatch'> {
   router: AnyTRPCRouter;
   /**
    * `authTimeoutMs`: how long a socket may stay open without sending its connectionParams;
    * `rejectLingerMs`: how long a refused connection keeps answering (every call: its error)
    * before it is closed.
    */
-  config: Pick<Config, 'maxFrameBytes' | 'keepAlivePingMs' | 'tokenRefreshGraceMs' | 'authTimeoutMs' | 'rejectLingerMs'>;
+  config: Pick<Config, 'maxFrameBytes' | 'keepAlivePingMs' | 'tokenRefreshGraceMs' | 'authTimeoutMs' | 'rejectLingerMs' | 'maxUnauthenticatedSockets' | 'maxWsBatch'>;
 }
 
 /** Silence after a server PING before the socket is given up (the stock client answers at once). */
@@ -44,7 +45,10 @@ export function createWsTransport(options: WsTransportOptions) {
     frames: new EventFrames(),
     writer: new FrameWriter(),
     forget: (connection) => connections.delete(connection),
+    unauthenticated: { count: 0 },
+    maxBatch: config.maxWsBatch,
   };
+  const refusals = new LogLimiter();
 
   const graceMs = config.tokenRefreshGraceMs;
   const shortest = Math.min(config.keepAlivePingMs, graceMs, authTimeoutMs, rejectLingerMs);
@@ -80,6 +84,13 @@ export function createWsTransport(options: WsTransportOptions) {
   return {
     /** Takes over an upgrade request for tRPC (path and Origin already checked by the caller). */
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      // Sockets without a user yet cost before anything is known of them: capped per node.
+      if (shared.unauthenticated.count >= config.maxUnauthenticatedSockets) {
+        const allowed = refusals.allow('unauthenticated_cap');
+        if (allowed) options.log.warn({ max: config.maxUnauthenticatedSockets, heldBack: allowed.suppressed }, 'WebSocket upgrade refused: too many unauthenticated sockets (MAX_UNAUTHENTICATED_SOCKETS)');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       const awaitingParams = /[?&]connectionParams=1(&|$)/.test(req.url ?? '');
       wss.handleUpgrade(req, socket, head, (ws) => {
         const connection = new WsConnection(shared, { ws, socket, req, awaitingParams });
@@ -95,6 +106,11 @@ export function createWsTransport(options: WsTransportOptions) {
     /** Open sockets, authenticated or not. */
     get connectionCount(): number {
       return connections.size;
+    },
+
+    /** Open sockets without a user: waiting for or checking connectionParams, or refused and lingering. */
+    get unauthenticatedCount(): number {
+      return shared.unauthenticated.count;
     },
 
     /** Sends every socket the tRPC reconnect notice at a random moment within `windowMs`. */
