@@ -98,15 +98,21 @@ export class RoomHistory {
     const capacity = this.options.size;
     let grew = 0;
     if (capacity > 0) {
-      if (log.ring.length < capacity) log.ring.length = capacity;
-      const slot = (log.start + log.length) % capacity;
       const bytes = estimateBytes(event);
-      grew = bytes - (log.length < capacity ? 0 : (log.sizes[slot] ?? 0));
-      log.ring[slot] = envelope;
-      log.sizes[slot] = bytes;
+      if (log.length < capacity) {
+        // Grown as events come (most rooms hold a few), not allocated at full size.
+        log.ring.push(envelope);
+        log.sizes.push(bytes);
+        log.length += 1;
+        grew = bytes;
+      } else {
+        const slot = log.start;
+        grew = bytes - log.sizes[slot]!;
+        log.ring[slot] = envelope;
+        log.sizes[slot] = bytes;
+        log.start = (log.start + 1) % capacity;
+      }
       log.bytes += grew;
-      if (log.length < capacity) log.length += 1;
-      else log.start = (log.start + 1) % capacity;
     }
     if (log.idleSince !== null) this.touchIdle(roomId, log, grew);
     return envelope;

@@ -364,7 +364,9 @@ export class WsConnection implements ConnectionHandle {
       assertNotExpired(ctx.principal);
       const { conversationId, lastEventId } = parsed.data;
       await requireAccess(this.shared.authorize, ctx.principal, conversationId);
-      if (sub.cancelled || this.phase === 'closed') return;
+      if (this.phase === 'closed') return;
+      // Stopped before it started: still answered (tRPC's `stopped`), so the client can let it go.
+      if (sub.cancelled) return this.send(this.shared.replies.stopped(target));
       const { frames, writer } = this.shared;
       sub.handle = this.shared.service.openSubscription({
         connectionId: this.id,
