@@ -235,7 +235,12 @@ export function estimateBytes(event: RoomEvent): number {
       for (const list of [expected, acked, missing]) for (const id of list) ids += id.length + 16;
       return base + 2 * ids;
     }
-    default:
+    case 'user_joined':
+    case 'user_left':
+    case 'user_disconnected':
+    case 'typing':
+    case 'subscribed':
+    case 'resync':
       return base;
   }
 }
