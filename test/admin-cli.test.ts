@@ -91,7 +91,8 @@ describe('admin CLI', () => {
     expect(stats.stdout).toMatch(/^messages broadcast\s+1$/m);
     expect(stats.stdout).toMatch(/^delivery\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+1$/m);
 
-    expect(rejected).toEqual({ code: 1, stdout: '', stderr: 'error: admin token rejected\n' });
+    // The server's reason after the CLI's own words (issue #11: not a bare "rejected").
+    expect(rejected).toEqual({ code: 1, stdout: '', stderr: 'error: admin token rejected: invalid token\n' });
     expect(userToken.code).toBe(1);
     expect(userToken.stdout).toBe('');
     expect(userToken.stderr).toMatch(/^error: forbidden: .+\n$/);

@@ -280,7 +280,8 @@ function roomOrder(value: string): RoomOrder {
 /** One line for any failure; the caller prints it to stderr. */
 export function describeFailure(error: unknown): string {
   if (error instanceof AdminClientError) {
-    if (error.status === 401) return 'admin token rejected';
+    // The server says why (expired, invalid, signed with a secret a dev restart replaced…).
+    if (error.status === 401) return `admin token rejected: ${error.message}`;
     if (error.status === 403) return `forbidden: ${error.message}`;
     if (error.code === 'NETWORK_ERROR') return error.message;
     return `${error.code ?? `HTTP ${error.status}`}: ${error.message}`;

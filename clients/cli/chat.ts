@@ -26,6 +26,12 @@ const room = values.room;
 const client = createChatClient({
   url: values.url,
   token: values.token,
+  // The server's own words: missing, invalid or expired token — and, after a development
+  // restart, that its secret changed and what to do.
+  onTerminalError: (error) => {
+    print(`* the server refused the token: ${error.message}`);
+    process.exit(1);
+  },
   onTerminalClose: (code) => {
     print(`* disconnected by the server (code ${code})`);
     process.exit(2);
@@ -88,7 +94,9 @@ const conversation = client.join(room, {
     if (line) print(line);
   },
   onError: (error) => {
-    print(`* subscription failed: ${error instanceof Error ? error.message : String(error)}`);
+    // Refused for the token: the server's reason (see onTerminalError above), not a generic line.
+    const refused = (error as { data?: { code?: string } | null }).data?.code === 'UNAUTHORIZED';
+    print(`* ${refused ? 'the server refused the token' : 'subscription failed'}: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   },
 });
