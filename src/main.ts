@@ -1,6 +1,8 @@
 /**
  * `npm start`: a thin shell over createRealtimeServer. Validates configuration (one line and
- * exit 1 on a bad value), listens, prints dev tokens outside production, drains on SIGTERM/SIGINT.
+ * exit 1 on a bad value), listens (one line and exit 1 on a busy or forbidden port), prints dev
+ * tokens (24 h) when it made up its own secret — with AUTH_SECRET set, only how to mint one —
+ * and drains on SIGTERM/SIGINT.
  * Nothing it prints carries the value of a secret variable (AUTH_SECRET, METRICS_TOKEN, REDIS_URL's
  * password): ConfigError never quotes them, and any other start-up failure is scrubbed of them.
  */
@@ -36,20 +38,38 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Handlers first: a signal during start-up still drains instead of killing the process.
-  const { url } = await app.listen();
-  if (!app.config.production) await printDevTokens(app.config.authSecret, app.config.generatedSecret, url);
+  let url: string;
+  try {
+    ({ url } = await app.listen());
+  } catch (error) {
+    // A busy or forbidden port, an address not ours: listen() worded it as one line.
+    if ((error as { listenError?: boolean }).listenError) {
+      process.stderr.write(`${(error as Error).message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  if (app.config.production) return;
+  // Tokens signed with a real AUTH_SECRET would outlive this start in a log: only the random
+  // secret's tokens are printed (and they expire anyway).
+  if (app.config.generatedSecret) await printDevTokens(app.config.authSecret, url);
+  else process.stderr.write('Development mode, AUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice\n');
 }
 
-async function printDevTokens(secret: string, generated: boolean, url: string): Promise<void> {
+/** How long the printed development tokens live. */
+const DEV_TOKEN_LIFETIME_SEC = 24 * 60 * 60;
+
+async function printDevTokens(secret: string, url: string): Promise<void> {
   const all = ['*'];
-  const alice = await mintToken(secret, { userId: 'alice', name: 'Alice', conversations: all });
-  const bob = await mintToken(secret, { userId: 'bob', name: 'Bob', conversations: all });
-  const admin = await mintToken(secret, { userId: 'admin', name: 'Admin', role: 'admin', conversations: all });
+  const expiresIn = DEV_TOKEN_LIFETIME_SEC;
+  const alice = await mintToken(secret, { userId: 'alice', name: 'Alice', conversations: all, expiresIn });
+  const bob = await mintToken(secret, { userId: 'bob', name: 'Bob', conversations: all, expiresIn });
+  const admin = await mintToken(secret, { userId: 'admin', name: 'Admin', role: 'admin', conversations: all, expiresIn });
   const ws = `${url.replace(/^http/, 'ws')}/trpc`;
   process.stderr.write(
     [
       '',
-      `Development mode. ${generated ? 'AUTH_SECRET is random for this start; set AUTH_SECRET to keep tokens valid across restarts.' : 'Tokens signed with AUTH_SECRET.'}`,
+      'Development mode. AUTH_SECRET is random for this start: these tokens work until it stops, for 24 h at most; set AUTH_SECRET (and use npm run token) for tokens that survive restarts.',
       `  tRPC over WebSocket: ${ws}`,
       `  alice: ${alice}`,
       `  bob:   ${bob}`,

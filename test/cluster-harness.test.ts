@@ -21,9 +21,9 @@ describe('cluster harness: server processes', () => {
 
   it('stops a node gracefully on stop()', async () => {
     const node = await startNode();
-    // src/main.ts installs its SIGTERM handler only after printing the dev tokens; a SIGTERM
-    // before that ends the process by the default action (signal SIGTERM, no drain).
-    await waitUntil(() => node.output().includes('Talk from two terminals'), { what: 'the dev tokens' });
+    // Wait for the end of start-up (with AUTH_SECRET set, the line on how to mint tokens): a
+    // SIGTERM before src/main.ts installed its handler ends the process by the default action.
+    await waitUntil(() => node.output().includes('npm run token'), { what: 'the end of start-up' });
     await node.stop();
     expect(await node.exited).toEqual({ code: 0, signal: null });
     expect(node.output()).toContain('"msg":"closed"');

@@ -217,8 +217,9 @@ describe('`npm start`', () => {
     const secrets = { AUTH_SECRET: 'k'.repeat(32) + '-SECRETMARKER', METRICS_TOKEN: 'metrics-token-MTMARKER', REDIS_URL: `redis://ops:p4ssMARKER@127.0.0.1:${await closedPort()}/0` };
     const proc = start({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'trace', SHUTDOWN_DRAIN_MS: '0', ...secrets });
     try {
-      // The last thing start-up prints: the 'listening' log line, then the development banner.
-      await proc.until(() => proc.output.stdout.includes('"msg":"listening"') && proc.output.stderr.includes('Talk from two terminals'));
+      // The last thing start-up prints: the 'listening' log line, then (AUTH_SECRET being set, so
+      // no tokens) the one line on how to mint some.
+      await proc.until(() => proc.output.stdout.includes('"msg":"listening"') && proc.output.stderr.includes('npm run token'));
       proc.child.kill('SIGTERM');
       expect(await proc.exited()).toBe(0);
       const { stdout, stderr } = proc.output;
