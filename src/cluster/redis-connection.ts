@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { redactUrl } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { Logger } from '../logger.ts';
 import { Listeners } from '../util/listeners.ts';
@@ -8,6 +9,10 @@ import { Listeners } from '../util/listeners.ts';
  * subscriptions. Both reconnect forever with capped, jittered backoff. While either is down the
  * node is `unavailable`: commands fail fast (no offline queue on `cmd`), /readyz answers 503,
  * and when both are back listeners of `up` resynchronise what the outage may have cost.
+ *
+ * What the operator sees: a Redis not reachable at start is one error line (URL with its password
+ * masked, the error code, /readyz 503 until it is) and one info line once it is; a Redis that was
+ * up and goes away is one error line, and one warn line when it is back. Never one per retry.
  */
 export interface RedisConnectionsEvents extends Record<string, unknown> {
   up: { downForMs: number };
@@ -19,10 +24,16 @@ export class RedisConnections {
   readonly sub: Redis;
   readonly events: Listeners<RedisConnectionsEvents>;
   private wasUp = false;
+  /** When both connections stopped being ready: construction until the first connect. */
   private downSince: number | null = Date.now();
+  /** The first connect failed and was logged (once); its success is then logged too. */
+  private reportedUnreachable = false;
   private closed = false;
+  /** REDIS_URL as it may be logged (password masked). */
+  private readonly where: string;
 
   constructor(url: string, private readonly log: Logger, name: string) {
+    this.where = redactUrl(url);
     this.events = new Listeners((error) => log.error({ err: error }, 'redis listener failed'));
     const base: RedisOptions = {
       connectionName: name,
@@ -40,7 +51,7 @@ export class RedisConnections {
       client.on('ready', () => this.update(null));
       client.on('close', () => this.update(null));
       client.on('end', () => this.update(null));
-      client.on('error', (error: Error) => this.update(error.message));
+      client.on('error', (error: Error) => this.update(error));
     }
   }
 
@@ -80,19 +91,28 @@ export class RedisConnections {
     this.sub.disconnect();
   }
 
-  private update(error: string | null): void {
+  private update(error: (Error & { code?: string }) | null): void {
     if (this.closed) return;
     const up = this.available;
+    const code = error ? (error.code ?? error.message) : undefined;
     if (up && this.downSince !== null) {
       const downForMs = Date.now() - this.downSince;
       this.downSince = null;
-      if (this.wasUp) this.log.warn({ downForMs }, 'redis reachable again; resynchronising');
+      if (this.wasUp) this.log.warn({ redis: this.where, downForMs }, 'redis reachable again; resynchronising');
+      else this.log.info({ redis: this.where, ...(this.reportedUnreachable && { waitedMs: downForMs }) }, `redis reachable at ${this.where}; /readyz answers 200`);
       this.wasUp = true;
       this.events.emit('up', { downForMs });
+    } else if (!up && !this.wasUp && error && !this.reportedUnreachable) {
+      // Never connected yet: not an outage of a Redis that was up (no `down`), but say so once.
+      this.reportedUnreachable = true;
+      this.log.error(
+        { redis: this.where, code },
+        `redis unreachable at ${this.where} (${code}); /readyz answers 503 and cluster calls fail until it is reachable; retrying`,
+      );
     } else if (!up && this.downSince === null) {
       this.downSince = Date.now();
-      this.log.error({ error }, 'redis unreachable; serving local members only until it is back');
-      this.events.emit('down', { error });
+      this.log.error({ redis: this.where, ...(error && { code, error: error.message }) }, 'redis unreachable; serving local members only until it is back');
+      this.events.emit('down', { error: error?.message ?? null });
     }
   }
 }
