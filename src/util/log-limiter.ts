@@ -10,7 +10,8 @@ export class LogLimiter {
   constructor(
     private readonly intervalMs = 60_000,
     private readonly maxKeys = 1000,
-    private readonly now: () => number = Date.now,
+    // Read at each call, not bound once: tests that move the clock move this one too.
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   /**
