@@ -197,6 +197,8 @@ describe('issue #10: bursts batched into one frame are served call by call', () 
     let held = 0;
     await using t = await startTestApp({
       maxFrameBytes: 4 * 1024 * 1024,
+      // One frame of more than 10,256 calls: past MAX_WS_BATCH's default, which is not under test here.
+      maxWsBatch: 20_000,
       typingRatePerSec: 100_000,
       authorizeJoin: async () => {
         held += 1;

@@ -67,7 +67,8 @@ describe('issue #2: no leaks from joins, leaves and disconnects', () => {
 
   it('leaves no rooms, timers or listeners behind after 10,000 join/leave cycles over real sockets', async () => {
     const broker = new MemoryBroker({ historySize: 16, historyTtlMs: 60_000 });
-    await using t = await startTestApp({ broker });
+    // 2,000 subscription starts a user: far past SUBSCRIBE_RATE_PER_SEC, which is not under test here.
+    await using t = await startTestApp({ broker, subscribeRatePerSec: 1_000_000, subscribeRateBurst: 1_000_000 });
     const baseline = t.app.service.internals();
     const clientCount = 10;
     const cyclesPerClient = 1000;
