@@ -145,3 +145,29 @@ describe('issue #11: a WebSocket frame carries at most MAX_WS_BATCH calls', () =
     socket.ws.close();
   });
 });
+
+describe('issue #11: starting subscriptions is rate-limited per user', () => {
+  it('beyond the burst a start is refused with TOO_MANY_REQUESTS and retryAfterMs; the typed client waits it out and every join ends live', async () => {
+    await using t = await startTestApp({ subscribeRatePerSec: 20, subscribeRateBurst: 3 });
+    // Raw: the fourth start in a burst is refused, saying how long to wait.
+    const socket = rawClient(`${t.wsUrl}?connectionParams=1`);
+    await socket.opened;
+    socket.send({ method: 'connectionParams', data: { token: await t.token('mallory') } });
+    socket.send(Array.from({ length: 4 }, (_, i) => ({ id: i + 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: `r-${i}` } } } })));
+    const refusal = (await socket.waitFor((f) => frameErrorCode(f) !== undefined)) as { id: number; error: { json: { message: string; data: { retryAfterMs: number } } } };
+    expect(refusal.id).toBe(4);
+    expect(frameErrorCode(refusal)).toBe('TOO_MANY_REQUESTS');
+    expect(refusal.error.json.message).toMatch(/^too many subscriptions started; retry in \d+ ms \(SUBSCRIBE_RATE_PER_SEC\)$/);
+    expect(refusal.error.json.data.retryAfterMs).toBeGreaterThan(0);
+    socket.ws.close();
+
+    // Typed client: ten joins at once on another user's connection all end live.
+    const alice = await t.client('alice');
+    const joins = Array.from({ length: 10 }, (_, i) => alice.join(`a-${i}`));
+    await Promise.all(joins.map((j) => j.started));
+    const heard = joins.map((j, i) => j.next('message', (e) => e.type === 'message' && e.message.body === `hello ${i}`));
+    const bob = await t.client('bob');
+    for (let i = 0; i < 10; i += 1) await bob.send(`a-${i}`, `hello ${i}`);
+    await Promise.all(heard);
+  });
+});
