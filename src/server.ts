@@ -20,6 +20,7 @@ import { authenticateOrThrow, type Authenticate } from './transport/authenticate
 import { CloseCodes } from './transport/close-codes.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
+import { refuseOversizedBatch } from './transport/http-edge.ts';
 import { createWsTransport } from './transport/ws/transport.ts';
 
 export interface RealtimeServerOptions extends Partial<Config> {
@@ -100,11 +101,13 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   });
 
   // ---- HTTP: tRPC queries and mutations, with the token in the Authorization header.
-  const trpcHttp = createHTTPHandler<AppRouter>({
+  const trpcHandler = createHTTPHandler<AppRouter>({
     router,
     basePath: '/trpc/',
     // Unlimited by default in tRPC: the same budget as one WebSocket frame.
     maxBodySize: config.maxFrameBytes,
+    // Unlimited by default too; refuseOversizedBatch answers first, naming the limit — this is the backstop.
+    maxBatchSize: config.maxHttpBatch,
     createContext: async ({ req }): Promise<Context> => {
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : null;
@@ -112,6 +115,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     },
     onError,
   });
+  // A batch over MAX_HTTP_BATCH is refused whole before any call runs, token or not.
+  const trpcHttp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const refused = refuseOversizedBatch(req, res, { router, basePath: '/trpc/', max: config.maxHttpBatch });
+    if (refused) onError({ error: refused, type: 'unknown' });
+    else await trpcHandler(req, res);
+  };
 
   // Ready when the cluster store answers (always, on a single node).
   const isReady = () => cluster?.available ?? true;
