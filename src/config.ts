@@ -275,7 +275,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     clusterNodeTtlMs: e.CLUSTER_NODE_TTL_MS,
     nodeAddress: e.NODE_ADDRESS,
   };
-  return { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
+  const result = { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
+  // Node refuses to create an HTTP server whose headers may take longer than the whole request.
+  if (result.httpHeadersTimeoutMs > result.httpRequestTimeoutMs) {
+    throw new ConfigError(`Invalid configuration: HTTP_HEADERS_TIMEOUT_MS=${result.httpHeadersTimeoutMs} must not exceed HTTP_REQUEST_TIMEOUT_MS (${result.httpRequestTimeoutMs})`);
+  }
+  return result;
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {

@@ -167,11 +167,27 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     return true;
   }
 
+  // Our own server gets its timeouts and connection cap from configuration; a host server
+  // passed as `server` keeps its own settings (the host owns them).
   const httpServer =
     existing ??
-    createServer((req, res) => {
-      if (!handleRequest(req, res)) sendJson(res, 404, { error: 'not found' });
-    });
+    createServer(
+      {
+        headersTimeout: config.httpHeadersTimeoutMs,
+        requestTimeout: config.httpRequestTimeoutMs,
+        // Node enforces both timeouts on this timer (every 30 s by default, which would let a
+        // trickling client stay up to 30 s longer than HTTP_HEADERS_TIMEOUT_MS).
+        connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(config.httpHeadersTimeoutMs / 4))),
+      },
+      (req, res) => {
+        if (!handleRequest(req, res)) sendJson(res, 404, { error: 'not found' });
+      },
+    );
+  if (!existing) {
+    httpServer.keepAliveTimeout = config.httpKeepAliveTimeoutMs;
+    // Beyond this many open TCP connections (WebSockets included) new ones are closed at once.
+    httpServer.maxConnections = config.maxConnections;
+  }
   const hostListeners = (existing?.listeners('request') ?? []) as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   if (existing) {
     // Like engine.io's attach: our paths first, everything else to the host's own listeners.
