@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -223,8 +224,16 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   });
   routes.set('/graphql', (req, res) => adminPlane.handle(req, res));
   const metrics = createMetrics(service, cluster ?? undefined);
+  // /metrics: behind METRICS_TOKEN when set; else open when METRICS_PUBLIC (the default outside
+  // production); else off (production without either), saying how to turn it on.
+  const metricsMode = config.metricsToken ? 'token' : config.metricsPublic ? 'public' : 'off';
+  const metricsBearer = config.metricsToken ? sha256(`Bearer ${config.metricsToken}`) : null;
   routes.set('/metrics', (req, res) => {
-    if (config.metricsToken && req.headers.authorization !== `Bearer ${config.metricsToken}`) {
+    if (metricsMode === 'off') {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end('/metrics is off: set METRICS_TOKEN (then scrape with Authorization: Bearer <token>) or METRICS_PUBLIC=true\n');
+      return;
+    }
+    if (metricsBearer && !timingSafeEqual(sha256(req.headers.authorization ?? ''), metricsBearer)) {
       res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' }).end('metrics token required\n');
       return;
     }
@@ -236,6 +245,10 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       },
     );
   });
+  log.info(
+    { metrics: metricsMode },
+    metricsMode === 'token' ? '/metrics needs Authorization: Bearer <METRICS_TOKEN>' : metricsMode === 'public' ? '/metrics is public (no token)' : '/metrics is off: set METRICS_TOKEN or METRICS_PUBLIC=true',
+  );
   for (const [path, handler] of dashboardRoutes()) routes.set(path, handler);
 
   let closed: Promise<void> | null = null;
@@ -364,6 +377,10 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       return localBroadcastStats(service);
     },
   };
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
 }
 
 function pathOf(req: IncomingMessage): string {
