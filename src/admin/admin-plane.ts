@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
@@ -27,7 +28,29 @@ export interface AdminPlane {
 export function createAdminPlane(options: { config: Config; ops: AdminOperations; verify: (token: string, req: IncomingMessage | undefined) => Promise<Principal>; log: Logger }): AdminPlane {
   const { config, ops, verify, log } = options;
   const principals = new WeakMap<Request, Principal>();
+  // GraphiQL's page, rendered once per set of options, with the policy that lets exactly its scripts run.
+  let graphiqlPage: { key: string; html: string; csp: string } | null = null;
+  const renderPage = (opts: Parameters<typeof renderGraphiQL>[0]): string => {
+    const key = JSON.stringify(opts ?? {});
+    if (graphiqlPage?.key !== key) {
+      const html = renderGraphiQL(opts);
+      graphiqlPage = { key, html, csp: graphiqlCsp(html) };
+    }
+    return graphiqlPage.html;
+  };
   const plugins: Plugin[] = [
+    {
+      onResponse({ response }) {
+        // GraphiQL's page is the plane's only HTML: no framing, no foreign script.
+        if (graphiqlPage && (response.headers.get('content-type') ?? '').startsWith('text/html')) {
+          response.headers.set('content-security-policy', graphiqlPage.csp);
+          response.headers.set('x-frame-options', 'DENY');
+          response.headers.set('x-content-type-options', 'nosniff');
+          response.headers.set('referrer-policy', 'no-referrer');
+          response.headers.set('cache-control', 'no-store');
+        }
+      },
+    },
     useRequireAdmin({ verify, principals, graphiql: config.graphiql }),
     useServiceScope(principals),
     EnvelopArmorPlugin({
@@ -64,7 +87,7 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     graphqlEndpoint: '/graphql',
     graphiql: config.graphiql ? { title: 'Realtime admin', headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }) } : false,
     // GraphiQL bundled from npm rather than Yoga's default page, which loads it from a CDN.
-    renderGraphiQL,
+    renderGraphiQL: renderPage,
     landingPage: false,
     cors,
     maskedErrors: { isDev: false },
@@ -96,6 +119,28 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
       await yoga.dispose();
     },
   };
+}
+
+/**
+ * The Content-Security-Policy of GraphiQL's page (@graphql-yoga/render-graphiql: everything
+ * inline, nothing from a CDN): its inline scripts by hash — no other script, no eval — Monaco's
+ * workers from the blob: URLs the page makes, the styles and style attributes GraphiQL and Monaco
+ * insert at run time, its data: icon and fonts, requests to this origin only, and no framing.
+ */
+export function graphiqlCsp(html: string): string {
+  const hashes = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`);
+  return [
+    "default-src 'none'",
+    `script-src ${hashes.length > 0 ? hashes.join(' ') : "'none'"}`,
+    'worker-src blob:',
+    "style-src 'unsafe-inline'",
+    "img-src 'self' data:",
+    'font-src data:',
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
 }
 
 /**
