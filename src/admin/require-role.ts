@@ -1,4 +1,5 @@
 import { createGraphQLError } from 'graphql-yoga';
+import { canAccess } from '../auth/tokens.ts';
 import { isConversationId } from '../domain/conversation-id.ts';
 import type { AdminContext } from './context.ts';
 
@@ -12,6 +13,16 @@ export function requireAdmin(ctx: AdminContext): void {
 
 export function requirePublisher(ctx: AdminContext): void {
   if (ctx.principal.role !== 'admin' && ctx.principal.role !== 'service') throw forbidden('this mutation needs an admin or service token');
+}
+
+/**
+ * A service token publishes only into the conversations its `conversations` claim lists (`*`:
+ * all; no claim: none), like a user token; an admin token anywhere.
+ */
+export function requireConversation(ctx: AdminContext, conversationId: string): void {
+  if (ctx.principal.role !== 'admin' && !canAccess(ctx.principal, conversationId)) {
+    throw forbidden(`not allowed in conversation ${conversationId}: not in this service token's conversations claim`);
+  }
 }
 
 export function forbidden(message: string) {
