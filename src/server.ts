@@ -12,6 +12,7 @@ import { loadConfig, type Config } from './config.ts';
 import { DomainError } from './domain/errors.ts';
 import type { DeliveryReport, MemberPresence, Principal, RoomId, SendResult, UserId } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { LogLimiter } from './util/log-limiter.ts';
 import { createLocalAdminOperations, localBroadcastStats, NODE_ID, type AdminOperations, type BroadcastStatsView, type RoomView } from './admin/admin-operations.ts';
 import { createAdminPlane } from './admin/admin-plane.ts';
 import { dashboardRoutes } from './admin/dashboard-routes.ts';
@@ -21,7 +22,7 @@ import { authenticateOrThrow, type Authenticate } from './transport/authenticate
 import { CloseCodes } from './transport/close-codes.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema, type AppRouter } from './transport/router.ts';
 import type { Authorize, Context } from './transport/trpc.ts';
-import { refuseOversizedBatch } from './transport/http-edge.ts';
+import { clip, protocolErrorKind, refuseOversizedBatch } from './transport/http-edge.ts';
 import { createWsTransport } from './transport/ws/transport.ts';
 
 export interface RealtimeServerOptions extends Partial<Config> {
@@ -79,13 +80,26 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const authorize: Authorize = authorizeJoin ?? ((principal, conversationId) => canAccess(principal, conversationId));
   const router = createAppRouter({ service, config, authorize });
 
-  const onError = ({ error, path, type }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string }) => {
+  const onError = ({ error, path, type, req }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string; req?: unknown }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') {
       log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
       return;
     }
     service.stats.rejected(error.code);
     log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
+    logProtocolError(error, path, req);
+  };
+
+  // Malformed requests (bad JSON, unknown paths, oversized bodies and batches…) at warn without a
+  // stack, one line per kind a minute at most with the count held back: any client can send them.
+  const protocolErrors = new LogLimiter();
+  const logProtocolError = (error: { code: string; message: string; cause?: unknown }, path: string | undefined, req: unknown) => {
+    const kind = protocolErrorKind(error);
+    if (!kind) return;
+    const transport = req === undefined ? 'ws' : 'http';
+    const allowed = protocolErrors.allow(`${transport}:${kind}`);
+    if (!allowed) return;
+    log.warn({ transport, code: kind, message: clip(error.message), ...(path !== undefined && { path: clip(path, 100) }), heldBack: allowed.suppressed }, 'malformed request refused');
   };
 
   // ---- WebSocket: tRPC's protocol, owned by transport/ws from the upgrade to the close.
@@ -119,7 +133,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   // A batch over MAX_HTTP_BATCH is refused whole before any call runs, token or not.
   const trpcHttp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const refused = refuseOversizedBatch(req, res, { router, basePath: '/trpc/', max: config.maxHttpBatch });
-    if (refused) onError({ error: refused, type: 'unknown' });
+    if (refused) onError({ error: refused, type: 'unknown', req });
     else await trpcHandler(req, res);
   };
 

@@ -7,6 +7,7 @@ import { createSchema, createYoga, type Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Principal } from '../domain/types.ts';
 import type { Logger } from '../logger.ts';
+import { LogLimiter } from '../util/log-limiter.ts';
 import type { AdminOperations } from './admin-operations.ts';
 import type { AdminContext } from './context.ts';
 import { resolvers } from './graphql/resolvers.generated.ts';
@@ -38,6 +39,12 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     }
     return graphiqlPage.html;
   };
+  // Malformed requests at warn, one line per kind a minute at most (the count held back on the next).
+  const malformed = new LogLimiter();
+  const logMalformed = (kind: string, fields: Record<string, unknown>) => {
+    const allowed = malformed.allow(kind);
+    if (allowed) log.warn({ transport: 'graphql', code: kind, ...fields, heldBack: allowed.suppressed }, 'malformed request refused');
+  };
   const plugins: Plugin[] = [
     {
       onResponse({ response }) {
@@ -49,6 +56,7 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
           response.headers.set('referrer-policy', 'no-referrer');
           response.headers.set('cache-control', 'no-store');
         }
+        if (MALFORMED_STATUSES.has(response.status)) logMalformed(`HTTP_${response.status}`, { status: response.status });
       },
     },
     useRequireAdmin({ verify, principals, graphiql: config.graphiql }),
@@ -113,6 +121,14 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
 
   return {
     handle(req, res) {
+      // Yoga builds a URL from Host and the path before any plugin runs, and answers a failure
+      // with a 500 carrying the stack trace: refuse such a request here (no token needed to send one).
+      if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`)) {
+        logMalformed('INVALID_URL', {});
+        const body = JSON.stringify({ errors: [{ message: 'malformed request: the Host header and path do not form a URL', extensions: { code: 'BAD_REQUEST' } }] });
+        res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
+        return;
+      }
       void yoga(req, res);
     },
     dispose: async () => {
@@ -120,6 +136,9 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     },
   };
 }
+
+/** What Yoga answers a malformed request with: bad JSON or parameters, wrong method, body too large, wrong media type. */
+const MALFORMED_STATUSES = new Set([400, 405, 413, 415]);
 
 /**
  * The Content-Security-Policy of GraphiQL's page (@graphql-yoga/render-graphiql: everything
