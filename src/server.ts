@@ -70,7 +70,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const cluster = config.redisUrl && !customBroker ? createCluster(config, NODE_ID, log) : null;
   const broker = customBroker ?? cluster?.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
   const service = new RealtimeService(config, broker, log, cluster?.seams);
-  const verify = createTokenVerifier(config.authSecret);
+  // Production refuses tokens that live longer than TOKEN_MAX_LIFETIME_SEC (or never expire)
+  // unless ALLOW_LONG_LIVED_TOKENS; a custom `authenticate` hook replaces this check entirely.
+  const verify = createTokenVerifier(config.authSecret, {
+    ...(config.production && !config.allowLongLivedTokens && { maxLifetimeSec: config.tokenMaxLifetimeSec }),
+    generatedSecret: config.generatedSecret,
+  });
   const authenticate: Authenticate =
     customAuth ??
     (async ({ token }) => {
@@ -80,26 +85,39 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const authorize: Authorize = authorizeJoin ?? ((principal, conversationId) => canAccess(principal, conversationId));
   const router = createAppRouter({ service, config, authorize });
 
-  const onError = ({ error, path, type, req }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string; req?: unknown }) => {
+  // Refused tokens and refused subscriptions at info, one line per kind a minute at most, with
+  // the count held back since the last (a client can trigger them; the token is never logged).
+  const refusals = new LogLimiter();
+  const onError = ({ error, path, type, ctx, req }: { error: { code: string; message: string; cause?: unknown }; path?: string | undefined; type: string; ctx?: unknown; req?: unknown }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') {
       log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
       return;
     }
     service.stats.rejected(error.code);
     log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
-    logProtocolError(error, path, req);
+    const token = error.code === 'UNAUTHORIZED';
+    // A malformed subscription request is a protocol error (logged as such), not a refusal.
+    if (!token && (path !== 'conversation.events' || protocolErrorKind(error) !== null)) return;
+    // tRPC's HTTP handler passes the request; the WebSocket transport's `report` does not.
+    const transport = req === undefined ? 'ws' : 'http';
+    const allowed = refusals.allow(token ? `token:${transport}` : `subscription:${error.code}`);
+    if (!allowed) return;
+    const userId = (ctx as Partial<Context> | null | undefined)?.principal?.userId;
+    log.info(
+      { transport, code: error.code, reason: clip(error.message, 300), ...(path !== undefined && { path }), ...(userId !== undefined && { userId }), heldBack: allowed.suppressed },
+      token ? 'token refused' : 'subscription refused',
+    );
   };
 
-  // Malformed requests (bad JSON, unknown paths, oversized bodies and batches…) at warn without a
-  // stack, one line per kind a minute at most with the count held back: any client can send them.
-  const protocolErrors = new LogLimiter();
-  const logProtocolError = (error: { code: string; message: string; cause?: unknown }, path: string | undefined, req: unknown) => {
-    const kind = protocolErrorKind(error);
-    if (!kind) return;
-    const transport = req === undefined ? 'ws' : 'http';
-    const allowed = protocolErrors.allow(`${transport}:${kind}`);
-    if (!allowed) return;
-    log.warn({ transport, code: kind, message: clip(error.message), ...(path !== undefined && { path: clip(path, 100) }), heldBack: allowed.suppressed }, 'malformed request refused');
+  // Connection counts at info every minute, when they changed since the last line (listen() starts it).
+  let countsTimer: NodeJS.Timeout | null = null;
+  let lastCounts = '0/0/0';
+  const logCounts = () => {
+    const { connections, users, rooms } = service.registry.counts();
+    const counts = `${connections}/${users}/${rooms}`;
+    if (counts === lastCounts) return;
+    lastCounts = counts;
+    log.info({ connections, users, rooms }, 'connection counts');
   };
 
   // ---- WebSocket: tRPC's protocol, owned by transport/ws from the upgrade to the close.
@@ -133,7 +151,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   // A batch over MAX_HTTP_BATCH is refused whole before any call runs, token or not.
   const trpcHttp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const refused = refuseOversizedBatch(req, res, { router, basePath: '/trpc/', max: config.maxHttpBatch });
-    if (refused) onError({ error: refused, type: 'unknown', req });
+    if (refused) onError({ error: refused, type: 'unknown' });
     else await trpcHandler(req, res);
   };
 
@@ -281,12 +299,26 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     /** Starts listening (standalone mode); resolves with the bound address. */
     async listen(port = config.port, host = config.host): Promise<{ port: number; host: string; url: string }> {
       await new Promise<void>((resolve, reject) => {
-        httpServer.once('error', reject);
+        // The usual start failures become one actionable line (what `npm start` prints), the
+        // original as `cause`; anything else is passed on as it is.
+        const failed = (error: NodeJS.ErrnoException) => {
+          const advice: Record<string, string> = {
+            EADDRINUSE: `port ${port} is already in use (EADDRINUSE): stop the other process or set PORT`,
+            EACCES: `port ${port} needs privileges this process lacks (EACCES): use a port above 1023 or set PORT`,
+            EADDRNOTAVAIL: `HOST ${host} is not an address of this machine (EADDRNOTAVAIL): set HOST`,
+            ENOTFOUND: `HOST ${host} does not resolve (ENOTFOUND): set HOST`,
+          };
+          const line = error.code !== undefined && Object.hasOwn(advice, error.code) ? advice[error.code] : undefined;
+          reject(line ? Object.assign(new Error(line, { cause: error }), { code: error.code, listenError: true }) : error);
+        };
+        httpServer.once('error', failed);
         httpServer.listen(port, host, () => {
-          httpServer.off('error', reject);
+          httpServer.off('error', failed);
           resolve();
         });
       });
+      countsTimer ??= setInterval(logCounts, 60_000);
+      countsTimer.unref();
       const address = httpServer.address() as AddressInfo;
       // Other operators need a name they can reach, not the wildcard it listens on.
       boundAddress = `${host === '0.0.0.0' || host === '::' ? hostname() : host}:${address.port}`;
@@ -317,6 +349,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     close(): Promise<void> {
       closed ??= (async () => {
         draining = true;
+        if (countsTimer) clearInterval(countsTimer);
         service.beginShutdown();
         const started = Date.now();
         log.info({ connections: ws.connectionCount, pendingAcks: service.acks.pendingCount, drainMs: config.shutdownDrainMs }, 'draining');
