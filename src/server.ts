@@ -95,6 +95,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     }
     service.stats.rejected(error.code);
     log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
+    logProtocolError(error, path, req);
     const token = error.code === 'UNAUTHORIZED';
     // A malformed subscription request is a protocol error (logged as such), not a refusal.
     if (!token && (path !== 'conversation.events' || protocolErrorKind(error) !== null)) return;
@@ -107,6 +108,18 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
       { transport, code: error.code, reason: clip(error.message, 300), ...(path !== undefined && { path }), ...(userId !== undefined && { userId }), heldBack: allowed.suppressed },
       token ? 'token refused' : 'subscription refused',
     );
+  };
+
+  // Malformed requests (bad JSON, unknown paths, oversized bodies and batches…) at warn without a
+  // stack, one line per kind a minute at most with the count held back: any client can send them.
+  const protocolErrors = new LogLimiter();
+  const logProtocolError = (error: { code: string; message: string; cause?: unknown }, path: string | undefined, req: unknown) => {
+    const kind = protocolErrorKind(error);
+    if (!kind) return;
+    const transport = req === undefined ? 'ws' : 'http';
+    const allowed = protocolErrors.allow(`${transport}:${kind}`);
+    if (!allowed) return;
+    log.warn({ transport, code: kind, message: clip(error.message), ...(path !== undefined && { path: clip(path, 100) }), heldBack: allowed.suppressed }, 'malformed request refused');
   };
 
   // Connection counts at info every minute, when they changed since the last line (listen() starts it).
@@ -151,7 +164,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   // A batch over MAX_HTTP_BATCH is refused whole before any call runs, token or not.
   const trpcHttp = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const refused = refuseOversizedBatch(req, res, { router, basePath: '/trpc/', max: config.maxHttpBatch });
-    if (refused) onError({ error: refused, type: 'unknown' });
+    if (refused) onError({ error: refused, type: 'unknown', req });
     else await trpcHandler(req, res);
   };
 
