@@ -68,7 +68,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const log = logger ?? createLogger(config.logLevel);
   // REDIS_URL set: this node joins the cluster that shares that Redis (unless a broker is given).
   const cluster = config.redisUrl && !customBroker ? createCluster(config, NODE_ID, log) : null;
-  const broker = customBroker ?? cluster?.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+  const broker = customBroker ?? cluster?.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs, maxIdleRooms: config.maxRetainedRooms, maxIdleBytes: config.maxRetainedHistoryBytes });
   const service = new RealtimeService(config, broker, log, cluster?.seams);
   // Production refuses tokens that live longer than TOKEN_MAX_LIFETIME_SEC (or never expire)
   // unless ALLOW_LONG_LIVED_TOKENS; a custom `authenticate` hook replaces this check entirely.
@@ -268,7 +268,10 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     verify: (token, req) => authenticate({ token, req: req ?? (undefined as unknown as IncomingMessage) }),
   });
   routes.set('/graphql', (req, res) => adminPlane.handle(req, res));
-  const metrics = createMetrics(service, cluster ?? undefined);
+  const metrics = createMetrics(service, cluster ?? undefined, {
+    unauthenticatedSockets: () => ws.unauthenticatedCount,
+    ...(broker instanceof MemoryBroker && { retainedHistories: () => broker.history.counts() }),
+  });
   // /metrics: behind METRICS_TOKEN when set; else open when METRICS_PUBLIC (the default outside
   // production); else off (production without either), saying how to turn it on.
   const metricsMode = config.metricsToken ? 'token' : config.metricsPublic ? 'public' : 'off';

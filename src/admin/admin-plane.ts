@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import { LogLimiter } from '../util/log-limiter.ts';
 import type { AdminOperations } from './admin-operations.ts';
 import type { AdminContext } from './context.ts';
+import { maskError } from './graphql-errors.ts';
 import { resolvers } from './graphql/resolvers.generated.ts';
 import { typeDefs } from './graphql/typeDefs.generated.ts';
 import { useRequireAdmin } from './require-admin.plugin.ts';
@@ -98,7 +99,7 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
     renderGraphiQL: renderPage,
     landingPage: false,
     cors,
-    maskedErrors: { isDev: false },
+    maskedErrors: { isDev: false, maskError },
     multipart: false,
     batching: false,
     maxRequestBodySize: config.adminMaxBodyBytes,
