@@ -1,5 +1,7 @@
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { createLogger } from '../../src/logger.ts';
 import { MemoryBroker } from '../../src/broker/memory-broker.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import type { RoomEvent } from '../../src/domain/types.ts';
@@ -169,5 +171,42 @@ describe('issue #11: starting subscriptions is rate-limited per user', () => {
     const bob = await t.client('bob');
     for (let i = 0; i < 10; i += 1) await bob.send(`a-${i}`, `hello ${i}`);
     await Promise.all(heard);
+  });
+});
+
+describe('issue #11: frames the WebSocket layer refuses are logged at warn, once a minute per kind, without a stack', () => {
+  it('an oversized first frame (1009) and invalid UTF-8 (1007), twice each, before any token: two warn lines, nothing at error', async () => {
+    const lines: Array<{ level: number; msg: string; code?: string }> = [];
+    const raw: string[] = [];
+    const logger = createLogger(
+      'trace',
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          raw.push(chunk.toString());
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    await using t = await startTestApp({ logger, maxFrameBytes: 4096 });
+    const closeCodes: number[] = [];
+    for (let round = 0; round < 2; round += 1) {
+      for (const frame of [Buffer.alloc(8192, 0x61), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]) {
+        const ws = new WebSocket(`${t.wsUrl}?connectionParams=1`);
+        await new Promise((resolve) => ws.once('open', resolve));
+        ws.on('error', () => undefined);
+        const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+        ws.send(frame, { binary: false });
+        closeCodes.push(await closed);
+      }
+    }
+    expect(closeCodes).toEqual([1009, 1007, 1009, 1007]);
+    const warned = lines.filter((l) => l.msg === 'malformed WebSocket frame: socket closed');
+    expect(warned.map((l) => [l.level, l.code])).toEqual([
+      [40, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'],
+      [40, 'WS_ERR_INVALID_UTF8'],
+    ]);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(raw.join('')).not.toMatch(/"stack"|\\n\s+at /);
   });
 });

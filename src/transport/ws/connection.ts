@@ -35,6 +35,8 @@ export interface WsShared {
   unauthenticated: { count: number };
   /** Most calls one frame may carry (MAX_WS_BATCH). */
   maxBatch: number;
+  /** A frame `ws` refused (the socket is being closed): logged, rate-limited. */
+  protocolError(error: Error & { code?: string }): void;
 }
 
 /** The path served directly: a subscription is a small record, its frames built once per event. */
@@ -159,6 +161,10 @@ export class WsConnection implements ConnectionHandle {
         if (request.target) this.send(this.shared.replies.error(request.target, error, this.ctx ? { ctx: this.ctx } : {}));
       }
     }
+  }
+
+  protocolError(error: Error & { code?: string }): void {
+    this.shared.protocolError(error);
   }
 
   /** Leaves the server's count of sockets without a user (once: on open or close). */

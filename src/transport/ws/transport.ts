@@ -10,7 +10,7 @@ import { Replies } from './protocol.ts';
 import { FrameWriter } from './writer.ts';
 import { LogLimiter } from '../../util/log-limiter.ts';
 
-export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget' | 'unauthenticated' | 'maxBatch'> {
+export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget' | 'unauthenticated' | 'maxBatch' | 'protocolError'> {
   router: AnyTRPCRouter;
   /**
    * `authTimeoutMs`: how long a socket may stay open without sending its connectionParams;
@@ -47,8 +47,14 @@ export function createWsTransport(options: WsTransportOptions) {
     forget: (connection) => connections.delete(connection),
     unauthenticated: { count: 0 },
     maxBatch: config.maxWsBatch,
+    protocolError: () => undefined,
   };
   const refusals = new LogLimiter();
+  shared.protocolError = (error) => {
+    const code = typeof error.code === 'string' ? error.code : 'WS_ERROR';
+    const allowed = refusals.allow(`protocol:${code}`);
+    if (allowed) options.log.warn({ transport: 'ws', code, message: error.message.slice(0, 200), heldBack: allowed.suppressed }, 'malformed WebSocket frame: socket closed');
+  };
 
   const graceMs = config.tokenRefreshGraceMs;
   const shortest = Math.min(config.keepAlivePingMs, graceMs, authTimeoutMs, rejectLingerMs);
@@ -99,7 +105,7 @@ export function createWsTransport(options: WsTransportOptions) {
         (ws as OwnedSocket)[OWNER] = connection;
         ws.on('message', onSocketMessage);
         ws.once('close', onSocketClose);
-        ws.on('error', ignore);
+        ws.on('error', onSocketError);
       });
     },
 
@@ -147,5 +153,10 @@ function onSocketClose(this: OwnedSocket): void {
   delete this[OWNER];
 }
 
-/** Protocol errors (bad frames, 1009, 1007): `ws` closes the socket itself; nothing to add. */
-function ignore(): void {}
+/**
+ * Protocol errors (a frame over MAX_FRAME_BYTES, invalid UTF-8, a bad opcode…): `ws` closes the
+ * socket itself (1009, 1007, 1002); the operator sees one warn line a minute per kind.
+ */
+function onSocketError(this: OwnedSocket, error: Error & { code?: string }): void {
+  this[OWNER]?.protocolError(error);
+}
