@@ -55,7 +55,7 @@ export async function checkStockIdentity(options: IdentityOptions): Promise<Iden
   const room = options.room ?? `identity-${Date.now()}`;
   const timeoutMs = options.timeoutMs ?? 15_000;
   const sink = new QuietSink();
-  const token = (userId: string) => mintToken(options.secret, { userId, name: userId.toUpperCase(), conversations: ['*'] });
+  const token = (userId: string) => mintToken(options.secret, { userId, name: userId.toUpperCase(), conversations: ['*'], expiresIn: '12h' });
   const raws: TrpcRawClient[] = [];
   const stocks: Array<{ client: ChatClient; log: RecordedEvent[] }> = [];
   let sender: TrpcRawClient | null = null;

@@ -135,7 +135,7 @@ async function connect(args: { conns: ConnSpec[]; batch: number }): Promise<{ co
       const batch = args.conns.slice(start, start + args.batch);
       await Promise.all(
         batch.map(async (spec) => {
-          const token = cfg.target === 'realtime' ? await mintToken(cfg.secret, { userId: spec.user, conversations: ['*'] }) : '';
+          const token = cfg.target === 'realtime' ? await mintToken(cfg.secret, { userId: spec.user, conversations: ['*'], expiresIn: '12h' }) : '';
           const client = createClient(spec, token);
           try {
             await client.open();

@@ -179,7 +179,7 @@ async function run(ctx: RunContext): Promise<number> {
   const drained = await traffic.drain();
   const drainRecord = await collect('drain');
   for (const line of intervalLines(drainRecord, ctx.intervals)) log(line);
-  const admin = createAdminClient({ url: server.baseUrl, token: await mintToken(SECRET, { userId: 'soak-admin', role: 'admin', conversations: ['*'] }) });
+  const admin = createAdminClient({ url: server.baseUrl, token: await mintToken(SECRET, { userId: 'soak-admin', role: 'admin', conversations: ['*'], expiresIn: '24h' }) });
   const stats = await admin.stats().catch(() => null);
   if (server.exit) throw new Error(`the server exited (${server.exit.signal ?? server.exit.code})\n${server.output()}`);
 

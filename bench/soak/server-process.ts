@@ -42,6 +42,7 @@ export interface SoakServer {
 }
 
 const OUTPUT_LINES = 100;
+const SOAK_METRICS_TOKEN = 'soak-metrics-token-for-a-local-run';
 
 export async function startSoakServer(options: SoakServerOptions): Promise<SoakServer> {
   const env: NodeJS.ProcessEnv = {
@@ -50,6 +51,8 @@ export async function startSoakServer(options: SoakServerOptions): Promise<SoakS
     PORT: '0',
     HOST: '127.0.0.1',
     AUTH_SECRET: options.secret,
+    // Production serves /metrics only with a token (or METRICS_PUBLIC): the soak scrapes with one.
+    METRICS_TOKEN: SOAK_METRICS_TOKEN,
     ...options.env,
     // Always: the port comes from the `listening` line, and warnings are counted.
     LOG_LEVEL: 'info',
@@ -90,7 +93,7 @@ export async function startSoakServer(options: SoakServerOptions): Promise<SoakS
     warnings,
     exit: null,
     output: () => lines.join('\n'),
-    scrape: async () => parsePrometheus(await (await fetch(`${server.baseUrl}/metrics`)).text()),
+    scrape: async () => parsePrometheus(await (await fetch(`${server.baseUrl}/metrics`, { headers: { authorization: `Bearer ${SOAK_METRICS_TOKEN}` } })).text()),
     collectGarbage: () => Promise.resolve(null),
     stop: (graceMs = 10_000) => {
       // A process with a debugger attached waits for it to go before exiting.

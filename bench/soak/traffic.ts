@@ -164,7 +164,7 @@ export class SoakTraffic implements ChurnHost {
   /** Connects every user and joins every room; resolves once every subscription has started. */
   async connect(): Promise<void> {
     const users = [...this.userMap.values()];
-    for (const user of users) user.token = await mintToken(this.options.secret, { userId: user.id, name: user.id, conversations: ['*'] });
+    for (const user of users) user.token = await mintToken(this.options.secret, { userId: user.id, name: user.id, conversations: ['*'], expiresIn: '24h' });
     for (let i = 0; i < users.length; i += 25) {
       await Promise.all(
         users.slice(i, i + 25).map(async (user) => {
