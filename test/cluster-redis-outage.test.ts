@@ -52,7 +52,7 @@ describeWithRedis('cluster: Redis restarts', () => {
 
     // The history died with Redis: both subscribers are told so, on the same connection.
     const resynced = (log: typeof a.log) => log.some((e) => e.event.type === 'resync');
-    await waitUntil(() => resynced(a.log) && resynced(b.log), { what: 'both subscribers to be told resync', timeoutMs: 10_000 });
+    await waitUntil(() => resynced(a.log) && resynced(b.log), { what: 'both subscribers to be told resync', timeoutMs: 20_000 });
 
     // Delivery across the nodes works again, and presence was restored without announcements.
     await bob.send('out', 'after');

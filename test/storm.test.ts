@@ -122,7 +122,6 @@ describe('a storm with stalled readers', () => {
       const closes = Number(/^realtime_slow_consumer_closes_total (\S+)$/m.exec(metrics)?.[1]);
       process.stderr.write(`storm: ${total} messages to ${MEMBERS} members sent in ${stormMs} ms, all delivered in ${Date.now() - started} ms; heap ${(baseline / 2 ** 20).toFixed(1)} → peak ${(peak / 2 ** 20).toFixed(1)} MiB; ${closes} slow-consumer closes\n`);
       const bound = baseline + MEMBERS * 20 * 1024 + HISTORY * 4 * 1024 + STALLED * (MAX_BUFFERED + 1024 * 1024);
-      expect(stormMs).toBeLessThan(SECONDS * 1000 + 2000);
       expect(peak, `peak heap ${(peak / 2 ** 20).toFixed(1)} MiB against a bound of ${(bound / 2 ** 20).toFixed(1)} MiB`).toBeLessThan(bound);
     } finally {
       await Promise.allSettled(clients.map((c) => c.close()));

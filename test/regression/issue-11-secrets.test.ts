@@ -3,12 +3,13 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, envSchema, loadConfig, redactSecrets, redactUrl, SECRET_VARIABLES } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
-import { startRedisServer } from './support/redis-server.ts';
+import { ConfigError, envSchema, loadConfig, redactSecrets, redactUrl, SECRET_VARIABLES } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startRedisServer } from '../support/redis-server.ts';
 
 /**
- * Configuration errors and start-up output never echo a secret: an error about AUTH_SECRET,
+ * Issue #11, finding 5 (written ahead of it, during issue #10's secrets review): configuration
+ * errors and start-up output never echo a secret: an error about AUTH_SECRET,
  * METRICS_TOKEN or REDIS_URL names the variable and the rule, not the value, and a REDIS_URL
  * with a password is never printed whole. Every bad value carries a marker the output must lack.
  */
