@@ -105,7 +105,7 @@ describeWithRedis('cluster: a node dies', () => {
     await mute.join('fz').started;
     const o = joinLogged(owner, 'fz');
     await o.conversation.started;
-    await a.conversation.next('user_joined', (e) => e.userId === 'owner');
+    await waitUntil(() => aboutUser(a.log, 'owner').includes('user_joined'), { what: "owner's join" });
 
     const { messageId } = await owner.send('fz', 'ack me', { ack: { timeoutMs: 3000 } });
     await expect.poll(async () => (await alice.deliveryStatus(messageId).catch((e: Error) => e.message))).toMatch(/only the sender/);
@@ -147,7 +147,7 @@ describeWithRedis('cluster: a node dies', () => {
     const a = joinLogged(alice, 'reuse');
     await a.conversation.started;
     await gone.join('reuse').started;
-    await a.conversation.next('user_joined', (e) => e.userId === 'gone');
+    await waitUntil(() => aboutUser(a.log, 'gone').includes('user_joined'), { what: "gone's join" });
 
     n1.kill('SIGKILL');
     await n1.exited;

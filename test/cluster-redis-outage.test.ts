@@ -78,7 +78,7 @@ describeWithRedis('cluster: Redis restarts', () => {
     const a = joinLogged(alice, 'out2');
     await a.conversation.started;
     await bob.join('out2').started;
-    await a.conversation.next('user_joined', (e) => e.userId === 'bob');
+    await waitUntil(() => aboutUser(a.log, 'bob').includes('user_joined'), { what: "bob's join" });
 
     await redis.stop();
     await expect.poll(() => readyz(n2), { timeout: 5000 }).toBe(503);

@@ -77,7 +77,7 @@ describeWithRedis('cluster of three nodes over Redis', () => {
     const tab2 = await client(n3, 'dave');
     const t1 = tab1.join('tabs');
     await t1.started;
-    await a.conversation.next('user_joined', (e) => e.userId === 'dave');
+    await waitUntil(() => aboutUser(a.log, 'dave').includes('user_joined'), { what: "dave's join" });
     const t2 = tab2.join('tabs');
     await t2.started;
 

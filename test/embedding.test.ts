@@ -173,8 +173,9 @@ describe('embedding API (CONTRACT §6)', () => {
     try {
       const a = await joined(alice, 'public');
       await joined(alice, 'alice-notes');
+      const bobJoined = a.next('user_joined', (e) => e.userId === 'bob');
       const bobPublic = await joined(bob, 'public');
-      await a.next('user_joined', (e) => e.userId === 'bob');
+      await bobJoined;
 
       let forbidden: unknown;
       bob.join('alice-notes', { onError: (e) => (forbidden = e) });

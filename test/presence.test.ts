@@ -81,7 +81,8 @@ describe('membership and presence', () => {
   it('announces user_left when the last subscription stops while the socket stays open', async () => {
     await using t = await startTestApp();
     const { bob, a, b } = await aliceWatchesBobJoin(t);
-    await a.conversation.next('user_joined', (e) => e.userId === 'bob');
+    // Bob's `started` comes once he counts as present: alice has been told, or is being told.
+    await waitUntil(() => aboutUser(a.log, 'bob').includes('user_joined'), { what: "alice to hear bob's join" });
 
     const left = a.conversation.next('user_left', (e) => e.userId === 'bob');
     b.leave();

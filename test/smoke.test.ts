@@ -8,9 +8,11 @@ describe('smoke', () => {
     const bob = await t.client('bob');
     const roomA = alice.join('r1');
     await roomA.started;
+    // Bob's `started` comes once he counts as present: listen before he joins.
+    const bobJoined = roomA.next('user_joined', (e) => e.userId === 'bob');
     const roomB = bob.join('r1');
     await roomB.started;
-    await roomA.next('user_joined', (e) => e.userId === 'bob');
+    await bobJoined;
     const got = roomB.next('message');
     const sent = await alice.send('r1', 'hello');
     const msg = await got;

@@ -78,9 +78,10 @@ export interface SubscriptionInput {
   lastEventId?: string | null;
   sink: SubscriberSink;
   /**
-   * Called once the subscription receives the room's live events, before any event is written
-   * (the transport sends tRPC's `started` then, so "started" means nothing published from now on
-   * is missed — in a cluster the room subscription crosses the network first).
+   * Called once the subscription receives the room's live events and its user counts as present
+   * (cluster-wide), before any event is written. The transport sends tRPC's `started` then, so
+   * "started" means nothing published from now on is missed — in a cluster the room
+   * subscription crosses the network first — and that the user is in the room.
    */
   onLive?: () => void;
 }
@@ -279,7 +280,6 @@ export class RealtimeService {
       // A cluster broker subscribes over the network: receive the room before joining it.
       await this.broker.subscribed?.(roomId);
       if (state.cancelled || !this.connections.has(connection.id)) return;
-      input.onLive?.();
       const join = this.registry.join(connection.id, roomId);
       joined = true;
       if (join.userJoined && !this.grace.cancel(roomId, userId)) {
@@ -290,6 +290,12 @@ export class RealtimeService {
         }
       }
       this.syncPresence(roomId, userId);
+      // `started` once the user counts as present, not before: the stock client moving a
+      // subscription to a new socket (or node) stops it on the old one as soon as the new one has
+      // started, and that stop must not find the user gone everywhere (a leave, then a join).
+      // Events published meanwhile are held, so nothing after `started` is missed.
+      if (state.cancelled) return;
+      input.onLive?.();
 
       // The stream's position: where a fresh subscriber starts (the room's head), or the point a
       // resume replays from. It is the id of the stream's first event, `subscribed`, so a client
