@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import superjson from 'superjson';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { RedisBroker, type RedisBrokerOptions } from '../src/broker/redis-broker.ts';
+import { RedisBroker, type RedisBrokerOptions } from '../src/cluster/redis-broker.ts';
 import { ClusterKeys } from '../src/cluster/keys.ts';
 import { RedisConnections, type RedisConnectionsEvents } from '../src/cluster/redis-connection.ts';
 import { DomainError } from '../src/domain/errors.ts';

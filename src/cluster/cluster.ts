@@ -1,11 +1,11 @@
-import { ClusterAckRouter } from '../acks/cluster-ack-router.ts';
+import { ClusterAckRouter } from './cluster-ack-router.ts';
 import type { AckTracker } from '../acks/ack-tracker.ts';
-import { createClusterAdminOperations } from '../admin/cluster-admin-operations.ts';
+import { createClusterAdminOperations } from './cluster-admin-operations.ts';
 import type { AdminOperations } from '../admin/admin-operations.ts';
-import { RedisBroker } from '../broker/redis-broker.ts';
+import { RedisBroker } from './redis-broker.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { RedisPresence } from '../presence/redis-presence.ts';
+import { RedisPresence } from './redis-presence.ts';
 import type { RealtimeService, ServiceSeams } from '../service/realtime-service.ts';
 import { ClusterNode } from './cluster-node.ts';
 import { ClusterKeys } from './keys.ts';

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RedisBroker } from '../broker/redis-broker.ts';
+import type { RedisBroker } from '../cluster/redis-broker.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 
 /**

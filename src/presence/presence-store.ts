@@ -42,3 +42,17 @@ export interface PresenceState {
   connections: number;
   typing: boolean;
 }
+
+/**
+ * Announcements only a cluster presence store makes on its own (not in answer to the service):
+ * the service binds these to room events (`bindClusterPresence`). A seam, so the service need
+ * not know the Redis implementation in src/cluster/.
+ */
+export interface ClusterPresenceEvents {
+  /** A re-asserted user that other nodes had seen leave. */
+  onReappeared: (roomId: RoomId, user: { userId: UserId; name?: string }) => void;
+  /** A ghost (a user of a dead node) whose grace ran out. */
+  onGhostExpired: (roomId: RoomId, userId: UserId) => void;
+  /** A departure decided once Redis was reachable again. */
+  onDeferredDeparture: (roomId: RoomId, userId: UserId, how: DepartureKind) => void;
+}

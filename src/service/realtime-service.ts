@@ -25,8 +25,7 @@ import { checkEventData } from '../domain/event-data.ts';
 import { compareEventIds, eventIdBefore, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import type { Logger } from '../logger.ts';
 import { LocalPresence } from '../presence/local-presence.ts';
-import type { PresenceStore } from '../presence/presence-store.ts';
-import type { RedisPresence } from '../presence/redis-presence.ts';
+import type { ClusterPresenceEvents, PresenceStore } from '../presence/presence-store.ts';
 import { RoomRegistry } from '../rooms/room-registry.ts';
 import { TypingTracker } from '../typing/typing-tracker.ts';
 import { ExpiringMap } from '../util/expiring-map.ts';
@@ -381,7 +380,7 @@ export class RealtimeService {
   }
 
   /** Wires a cluster presence store's own announcements (re-asserted users, expired ghosts). */
-  bindClusterPresence(presence: RedisPresence): void {
+  bindClusterPresence(presence: ClusterPresenceEvents): void {
     presence.onReappeared = (roomId, user) => this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, {});
     presence.onGhostExpired = (roomId, userId) => this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
     presence.onDeferredDeparture = (roomId, userId, how) => this.emit(roomId, { type: how, conversationId: roomId, at: new Date(), userId }, {});

@@ -1,9 +1,9 @@
 import type { Percentiles } from '../metrics/latency-histogram.ts';
-import type { ClusterNode } from '../cluster/cluster-node.ts';
+import type { ClusterNode } from './cluster-node.ts';
 import type { RoomId, UserId } from '../domain/types.ts';
-import type { RedisPresence } from '../presence/redis-presence.ts';
+import type { RedisPresence } from './redis-presence.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
-import { localBroadcastStats, type AdminOperations, type BroadcastStatsView, type NodeStatsView, type RoomView } from './admin-operations.ts';
+import { localBroadcastStats, type AdminOperations, type BroadcastStatsView, type NodeStatsView, type RoomView } from '../admin/admin-operations.ts';
 
 /**
  * The admin plane's operations across the cluster, same shape as the local ones. Totals come from

@@ -1,12 +1,12 @@
 import superjson from 'superjson';
 import { DomainError } from '../domain/errors.ts';
 import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
-import type { ClusterNode } from '../cluster/cluster-node.ts';
-import type { ClusterKeys } from '../cluster/keys.ts';
-import type { RedisConnections } from '../cluster/redis-connection.ts';
+import type { ClusterNode } from './cluster-node.ts';
+import type { ClusterKeys } from './keys.ts';
+import type { RedisConnections } from './redis-connection.ts';
 import type { Logger } from '../logger.ts';
-import type { AckRouter } from './ack-router.ts';
-import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from './ack-tracker.ts';
+import type { AckRouter } from '../acks/ack-router.ts';
+import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from '../acks/ack-tracker.ts';
 
 /**
  * Acks across nodes. The node that accepted a send owns the message: its tracker keeps the

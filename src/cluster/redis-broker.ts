@@ -1,11 +1,11 @@
 import superjson from 'superjson';
 import type { Audience, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
-import type { ClusterKeys } from '../cluster/keys.ts';
-import { unavailable, type RedisConnections } from '../cluster/redis-connection.ts';
+import type { ClusterKeys } from './keys.ts';
+import { unavailable, type RedisConnections } from './redis-connection.ts';
 import { formatEventId, newEpoch, parseEventId, type ParsedEventId } from '../history/event-id.ts';
 import { judgeResume, type ResumeResult } from '../history/room-history.ts';
 import type { Logger } from '../logger.ts';
-import type { Broker, BrokerListener, PublishOptions } from './broker.ts';
+import type { Broker, BrokerListener, PublishOptions } from '../broker/broker.ts';
 
 /**
  * The cluster broker, after Centrifugo's Redis engine. One Lua script gives an event its id,

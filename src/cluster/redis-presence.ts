@@ -1,8 +1,8 @@
 import type { MemberPresence, RoomId, UserId } from '../domain/types.ts';
-import { FIELD_SEPARATOR, type ClusterKeys } from '../cluster/keys.ts';
-import type { RedisConnections } from '../cluster/redis-connection.ts';
+import { FIELD_SEPARATOR, type ClusterKeys } from './keys.ts';
+import type { RedisConnections } from './redis-connection.ts';
 import type { Logger } from '../logger.ts';
-import type { DepartureKind, PresenceState, PresenceStore } from './presence-store.ts';
+import type { ClusterPresenceEvents, DepartureKind, PresenceState, PresenceStore } from '../presence/presence-store.ts';
 
 /**
  * Cluster-wide presence, after Centrifugo's Redis presence: per room, one hash entry per
@@ -93,7 +93,7 @@ export interface RedisPresenceOptions {
   log: Logger;
 }
 
-export class RedisPresence implements PresenceStore {
+export class RedisPresence implements PresenceStore, ClusterPresenceEvents {
   /** This node's entries, to re-assert after an outage or after being taken for dead. */
   private readonly local = new Map<RoomId, Map<UserId, Entry>>();
   private readonly localUsers = new Set<UserId>();
