@@ -86,7 +86,7 @@ function openFuzzSocket(url: string, label: string, state: FuzzState, report: Ta
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) return violation('a binary frame');
     const text = data.toString('utf8');
-    const verdict = judgeFrame(text, (id) => state.undeserializable.has(id));
+    const verdict = judgeFrame(text);
     report.add(`received ${verdict.kind}`);
     if (verdict.problem) violation(`${verdict.problem}: ${text.slice(0, 300)}`);
     if (text === 'PING' && ws.readyState === WebSocket.OPEN) ws.send('PONG');
@@ -179,7 +179,6 @@ async function fuzzWorker({ t, index, rng, seen, report }: WorkerOptions): Promi
     liveSubscriptions: [],
     seenMessages: seen,
     nextId: 0,
-    undeserializable: new Set(),
   };
   let sent = 0;
   for (let session = 0; sent < FRAMES_PER_WORKER; session += 1) {
@@ -236,7 +235,7 @@ interface HealthySend {
 
 describe('protocol fuzz', () => {
   it('judges server frames strictly (the oracle of the fuzz run)', () => {
-    const problem = (frame: unknown) => judgeFrame(JSON.stringify(frame), () => false).problem;
+    const problem = (frame: unknown) => judgeFrame(JSON.stringify(frame)).problem;
     const error = (data: object, message = 'nope') => ({ id: 1, error: { json: { message, code: -32600, data: { code: 'BAD_REQUEST', httpStatus: 400, ...data } } } });
     expect(problem({ id: 1, result: { type: 'started' } })).toBeNull();
     expect(problem({ id: 's', jsonrpc: '2.0', result: { type: 'data', id: 'ep:1', data: { json: { id: 'ep:1' } } } })).toBeNull();
@@ -249,7 +248,7 @@ describe('protocol fuzz', () => {
     expect(problem({ id: 1, result: { type: 'data', data: 5 } })).toMatch(/superjson/);
     expect(problem({ id: 1, result: { type: 'data', data: { json: 1 } }, extra: 1 })).toMatch(/unexpected keys/);
     expect(problem({ id: {}, result: { type: 'started' } })).toBe('bad id');
-    expect(judgeFrame('{"id":1,', () => false).problem).toBe('not JSON');
+    expect(judgeFrame('{"id":1,').problem).toBe('not JSON');
   });
 
   it('survives thousands of hostile frames: healthy clients unaffected, every reply well-formed, state back to baseline', async () => {
@@ -359,7 +358,7 @@ describe('protocol fuzz', () => {
     expect(service.internals()).toEqual(baseline);
     expect(service.registry.roomIds()).toEqual([HEALTHY_ROOM]);
 
-    // One more healthy message, so that per-frame module state (direct-calls) now refers to a healthy socket.
+    // One more healthy message, so that per-frame state (src/transport/ws/) now refers to a healthy socket.
     const last = logs[1]!.conversation.next('message', (e) => e.message.body === 'last');
     await clients[0]!.send(HEALTHY_ROOM, 'last');
     await last;

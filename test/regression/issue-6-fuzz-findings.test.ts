@@ -7,12 +7,12 @@ import { startTestApp, type TestApp } from '../support/start-test-app.ts';
 import { waitUntil } from '../support/wait.ts';
 
 /**
- * Issue #6 (hardening): what the protocol fuzzer (test/fuzz-protocol.test.ts) found. Two gaps are
- * in the direct path (src/transport/direct-calls.ts), which serves `conversation.events` and the
- * hot mutations beside the tRPC adapter and says its wire is exactly the adapter's; one is in
- * superjson itself, reachable through every path that reads a client's input. Each test states
- * the behaviour we want; each failed before the fix (MAX_BATCH_SIZE and readInput in
- * direct-calls.ts, src/transport/safe-superjson.ts).
+ * Issue #6 (hardening): what the protocol fuzzer (test/fuzz-protocol.test.ts) found. Two gaps were
+ * in the path that then served `conversation.events` and the hot mutations beside tRPC's adapter
+ * (since issue #10 the whole WebSocket transport is ours: src/transport/ws/); one is in superjson
+ * itself, reachable through every path that reads a client's input. Each test states the behaviour
+ * we want; each failed before the fix (today: MAX_WS_BATCH in src/transport/ws/connection.ts,
+ * readInput in src/transport/ws/protocol.ts, src/transport/safe-superjson.ts).
  */
 describe('issue #6: gaps found by the protocol fuzzer', () => {
   async function authenticated(t: TestApp, token?: string) {
@@ -64,7 +64,7 @@ describe('issue #6: gaps found by the protocol fuzzer', () => {
     expect(t.app.service.stats.messagesBroadcast).toBe(n);
   });
 
-  it('answers input superjson cannot read, on a hot mutation, as a client error (PARSE_ERROR, like the adapter), not INTERNAL_SERVER_ERROR', async () => {
+  it('answers input superjson cannot read, on a hot mutation, as a client error (PARSE_ERROR, as the HTTP handler does), not INTERNAL_SERVER_ERROR', async () => {
     await using t = await startTestApp();
     const raw = await authenticated(t);
     raw.send({ id: 1, method: 'mutation', params: { path: 'typing.set', input: null } });
