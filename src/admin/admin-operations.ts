@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { PendingAckSnapshot } from '../acks/ack-tracker.ts';
 import type { DeliveryReport, MemberPresence, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
-import type { Percentiles } from '../metrics/latency-histogram.ts';
+import type { Percentiles } from '../util/latency-histogram.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 
 /**

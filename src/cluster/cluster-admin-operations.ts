@@ -1,4 +1,4 @@
-import type { Percentiles } from '../metrics/latency-histogram.ts';
+import type { Percentiles } from '../util/latency-histogram.ts';
 import type { ClusterNode } from './cluster-node.ts';
 import type { RoomId, UserId } from '../domain/types.ts';
 import type { RedisPresence } from './redis-presence.ts';

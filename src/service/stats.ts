@@ -1,5 +1,5 @@
 import type { DeliveryStatus, RoomEventType } from '../domain/types.ts';
-import { LatencyHistogram } from '../metrics/latency-histogram.ts';
+import { LatencyHistogram } from '../util/latency-histogram.ts';
 
 /** Receives every measurement as it happens (Prometheus histograms hook in here). */
 export interface StatsSink {
@@ -10,7 +10,7 @@ export interface StatsSink {
 
 /**
  * Counters and latency histograms of one node. The admin plane reads the windowed
- * histograms (last minute, see metrics/latency-histogram.ts); /metrics reads the counters and
+ * histograms (last minute, see util/latency-histogram.ts); /metrics reads the counters and
  * gets every sample through a sink. Counters only grow; labels are bounded enumerations.
  */
 export class ServiceStats {
