@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -120,6 +122,8 @@ export const envSchema = z.object({
   CLUSTER_NODE_TTL_MS: int(150, 600_000).default(5000),
   /** The address other operators see for this node in `nodes` (default host:port it listens on). */
   NODE_ADDRESS: z.string().min(1).optional(),
+  /** This process's identity in `nodes` and in cluster state (default host name + random suffix). */
+  NODE_ID: z.string().min(1).optional(),
 });
 
 export interface Config {
@@ -180,6 +184,8 @@ export interface Config {
   clusterHeartbeatMs: number;
   clusterNodeTtlMs: number;
   nodeAddress: string | undefined;
+  /** NODE_ID: this process's identity in `nodes` and in cluster state; a restart under the same id cleans up after its predecessor. */
+  nodeId: string;
 }
 
 export class ConfigError extends Error {
@@ -274,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     clusterHeartbeatMs: e.CLUSTER_HEARTBEAT_MS,
     clusterNodeTtlMs: e.CLUSTER_NODE_TTL_MS,
     nodeAddress: e.NODE_ADDRESS,
+    nodeId: e.NODE_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
   };
   const result = { ...config, ...withoutUndefined(overrides), generatedSecret: config.generatedSecret };
   // Node refuses to create an HTTP server whose headers may take longer than the whole request.

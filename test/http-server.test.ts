@@ -162,6 +162,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ REDIS_URL: 'not a url' })).toThrow(/REDIS_URL/);
   });
 
+  it('takes NODE_ID from the environment it is given, else host name + random suffix (not from process.env at import)', () => {
+    expect(loadConfig({ NODE_ID: 'n1' }).nodeId).toBe('n1');
+    expect(loadConfig({}).nodeId).toMatch(/^.+-[0-9a-f]{8}$/);
+    expect(loadConfig({}, { nodeId: 'override' }).nodeId).toBe('override');
+  });
+
   it('`npm start` with a bad value exits 1 with one line naming the variable', async () => {
     const proc = run('node_modules/.bin/tsx', ['src/main.ts'], childEnv({ ACK_TIMEOUT_MS: 'abc', PORT: '0', HOST: '127.0.0.1' }));
     const { code } = await proc.exited;

@@ -74,7 +74,10 @@ export interface AdminOperations {
   disconnectUser(userId: UserId, reason: string | null): Promise<number>;
 }
 
-/** Identity of this process in `nodes`; NODE_ID may name it. */
+/**
+ * @deprecated Transitional, for src/server.ts until it passes `config.nodeId` (loadConfig reads
+ * NODE_ID now); then this constant and its read of process.env go.
+ */
 export const NODE_ID = process.env.NODE_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
 
 /** This node's totals, read synchronously (the embedding API's getBroadcastStats, and `stats` on one node). */
@@ -101,7 +104,8 @@ export function localBroadcastStats(service: RealtimeService): BroadcastStatsVie
   };
 }
 
-export function createLocalAdminOperations(service: RealtimeService, address: () => string): AdminOperations {
+/** `nodeId` is this node's identity in `nodes` (`config.nodeId`). */
+export function createLocalAdminOperations(service: RealtimeService, address: () => string, nodeId: string = NODE_ID): AdminOperations {
   const roomView = async (conversationId: RoomId): Promise<RoomView | null> => {
     const snapshot = service.registry.snapshot(conversationId);
     if (!snapshot) return null;
@@ -152,7 +156,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
       const memory = process.memoryUsage();
       return [
         {
-          nodeId: NODE_ID,
+          nodeId,
           address: address(),
           connections: counts.connections,
           rooms: counts.rooms,
