@@ -6,6 +6,7 @@
  *  - an import loop between files,
  *  - the pure core and its seams (rooms, acks, history, typing, broker, presence, domain, util)
  *    importing the layers built on them (service, transport, admin, metrics, cluster),
+ *  - anything but the composition root (and metrics/) importing cluster/,
  *  - anything but the composition root (server.ts, server/, main.ts, index.ts) importing it.
  * Intended direction: domain, util ← rooms, acks, history, typing, broker, presence ← service ←
  * transport, admin, metrics, cluster ← server.ts / main.ts. `cluster/` wires the Redis
@@ -106,6 +107,11 @@ describe('architecture of src/', () => {
 
   it('keeps the service free of the layers built on it', () => {
     expect(importsBetween(['service'], UPPER.filter((folder) => folder !== 'service'))).toEqual([]);
+  });
+
+  it('keeps cluster mode behind the composition root: only it (and /metrics, for the broker counters) imports cluster/', () => {
+    const allowed = [...ROOT, 'cluster', 'metrics'];
+    expect(importsBetween(files.map(folderOf).filter((folder) => !allowed.includes(folder)), ['cluster'])).toEqual([]);
   });
 
   it('lets nothing but the composition root import it', () => {
