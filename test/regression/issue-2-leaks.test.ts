@@ -114,7 +114,8 @@ describe('issue #2: no leaks from joins, leaves and disconnects', () => {
     // Histories stay bounded: one per room used, each at most historySize events.
     expect(broker.history.counts().rooms).toBe(10);
     expect(broker.history.counts().events).toBeLessThanOrEqual(10 * 16);
-    expect(elapsed).toBeLessThan(8000);
+    // How long the cycles took is a benchmark's business, not an assertion (a loaded CI machine varies 3×).
+    process.stderr.write(`issue-2 leaks: 10,000 join/leave cycles in ${elapsed} ms\n`);
 
     await Promise.all([...clients, resident].map((c) => c.close()));
     await eventuallyEmpty(t, baseline);

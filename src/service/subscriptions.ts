@@ -1,0 +1,376 @@
+import type { Broker } from '../broker/broker.ts';
+import type { Config } from '../config.ts';
+import { DomainError } from '../domain/errors.ts';
+import type { Audience, ConnectionId, EventId, ResyncReason, RoomEnvelope, RoomEvent, RoomId, UserId } from '../domain/types.ts';
+import { PRESENCE_SNAPSHOT_LIMIT } from '../domain/types.ts';
+import { compareEventIds, eventIdBefore, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import type { Logger } from '../logger.ts';
+import type { RoomRegistry } from '../rooms/room-registry.ts';
+import { LogLimiter } from '../util/log-limiter.ts';
+import { TokenBuckets } from '../util/token-bucket.ts';
+import type { PresenceAnnouncer } from './presence-announcer.ts';
+import type { ServiceStats } from './stats.ts';
+import type { ConnectionHandle, SubscriberSink, SubscriptionHandle, SubscriptionInput } from './types.ts';
+
+export interface SubscriptionsDeps {
+  config: Pick<Config, 'maxSubscriptionsPerConnection' | 'maxRoomsPerConnection' | 'subscribeRatePerSec' | 'subscribeRateBurst' | 'maxBufferedBytes'>;
+  broker: Broker;
+  registry: RoomRegistry;
+  presence: PresenceAnnouncer;
+  stats: ServiceStats;
+  log: Logger;
+  /** The live connection with this id, if it is still open. */
+  connection(id: ConnectionId): ConnectionHandle | undefined;
+  /** Treats the connection as dropped (a slow consumer is closed). */
+  closeConnection(id: ConnectionId): void;
+}
+
+/** One subscription on this node. */
+interface LocalSubscriber {
+  connection: ConnectionHandle;
+  roomId: RoomId;
+  userId: UserId;
+  sink: SubscriberSink;
+  /** Live events that arrive while the replay is being read; null once live. */
+  held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
+  /** Its connection was closed as a slow consumer: nothing more is written to it. */
+  dropped: boolean;
+  /** The id of the last event written to it: where its client would resume from. */
+  position: EventId;
+  /** Ends the subscription (stop, socket close, room closed, slow consumer). */
+  end: () => void;
+}
+
+
+/** Live events held for one subscriber while its replay is read; beyond this it is a slow consumer. */
+const MAX_HELD_EVENTS = 10_000;
+
+/**
+ * `conversation.events`: a subscription's life from its start to its end — the per-user start
+ * rate and per-connection limits, the join, the stream's position and `subscribed`, the replay
+ * (or `resync`) merged with live events held meanwhile, then the live fan-out: audience,
+ * ack re-sends under stream-local ids, typing dropped for a connection behind, slow consumers cut
+ * off (4008), and delivery statistics. One broker listener per room on this node.
+ */
+export class Subscriptions {
+  private readonly subscribers = new Map<RoomId, Set<LocalSubscriber>>();
+  private readonly brokerSubscriptions = new Map<RoomId, () => void>();
+  /** Live subscriptions per connection (MAX_SUBSCRIPTIONS_PER_CONNECTION). */
+  private readonly subscriptionCounts = new Map<ConnectionId, number>();
+  private readonly subscribeRate: TokenBuckets;
+  private readonly logLimiter = new LogLimiter();
+  private readonly config: SubscriptionsDeps['config'];
+  private readonly broker: Broker;
+  private readonly registry: RoomRegistry;
+  private readonly presence: PresenceAnnouncer;
+  private readonly stats: ServiceStats;
+  private readonly log: Logger;
+  private readonly connection: SubscriptionsDeps['connection'];
+  private readonly closeConnection: SubscriptionsDeps['closeConnection'];
+
+  constructor(deps: SubscriptionsDeps) {
+    ({ config: this.config, broker: this.broker, registry: this.registry, presence: this.presence, stats: this.stats, log: this.log, connection: this.connection, closeConnection: this.closeConnection } = deps);
+    this.subscribeRate = new TokenBuckets(deps.config.subscribeRatePerSec, deps.config.subscribeRateBurst);
+  }
+
+  /**
+   * Joins the room and streams its events to `sink`: first what the subscriber missed since
+   * `lastEventId` (or a `resync`), then live events. The live listener is registered before the
+   * history is read, so nothing falls in between; duplicates from that overlap are dropped by
+   * id. Returns at once: `done` settles when the subscription ends (cancel, socket close, room
+   * closed, slow consumer) and rejects if it could not start.
+   */
+  open(input: SubscriptionInput): SubscriptionHandle {
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const state = { cancelled: false };
+    const cancel = () => {
+      state.cancelled = true;
+      end();
+    };
+    return { cancel, done: this.run(input, ended, end, state) };
+  }
+
+  private async run(input: SubscriptionInput, ended: Promise<void>, end: () => void, state: { cancelled: boolean }): Promise<void> {
+    const connection = this.connection(input.connectionId);
+    if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
+    if (state.cancelled) return;
+    const roomId = input.conversationId;
+    const userId = connection.principal.userId;
+    if ((this.subscriptionCounts.get(connection.id) ?? 0) >= this.config.maxSubscriptionsPerConnection) {
+      throw new DomainError('LIMIT_EXCEEDED', `too many subscriptions on this connection (max ${this.config.maxSubscriptionsPerConnection})`);
+    }
+    if (!this.registry.isConnectionInRoom(connection.id, roomId) && this.registry.connectionRooms(connection.id).length >= this.config.maxRoomsPerConnection) {
+      throw new DomainError('LIMIT_EXCEEDED', `too many rooms on this connection (max ${this.config.maxRoomsPerConnection}); leave one first`);
+    }
+    // Every start may leave a room history behind: the rate per user is bounded (and what empty
+    // rooms leave behind has a node-wide budget, in the broker's history).
+    const wait = this.subscribeRate.take(userId);
+    if (wait > 0) throw new DomainError('RATE_LIMITED', `too many subscriptions started; retry in ${wait} ms (SUBSCRIBE_RATE_PER_SEC)`, wait);
+
+    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false, position: '' };
+    this.addSubscriber(sub);
+    let joined = false;
+    try {
+      // A cluster broker subscribes over the network: receive the room before joining it.
+      await this.broker.subscribed?.(roomId);
+      if (state.cancelled || !this.connection(connection.id)) return;
+      const join = this.registry.join(connection.id, roomId);
+      joined = true;
+      await this.presence.joined(connection, roomId, join);
+      // `started` once the user counts as present, not before: the stock client moving a
+      // subscription to a new socket (or node) stops it on the old one as soon as the new one has
+      // started, and that stop must not find the user gone everywhere (a leave, then a join).
+      // Events published meanwhile are held, so nothing after `started` is missed.
+      if (state.cancelled) return;
+      input.onLive?.();
+
+      // The stream's position: where a fresh subscriber starts (the room's head), or the point a
+      // resume replays from. It is the id of the stream's first event, `subscribed`, so a client
+      // that drops before anything else happens still resumes without loss.
+      let position: EventId;
+      let cutoff: ParsedEventId | null;
+      let replay: RoomEnvelope[] = [];
+      let resync: ResyncReason | null = null;
+      if (input.lastEventId) {
+        const resume = await this.broker.readSince(roomId, input.lastEventId);
+        if (resume.kind === 'resync') {
+          position = resume.head;
+          resync = resume.reason;
+        } else {
+          position = input.lastEventId;
+          replay = resume.events;
+        }
+        cutoff = parseEventId(resume.head);
+      } else {
+        // Every event held since the stream went live is delivered: the position must come
+        // before the first of them (a send right after `started` may precede the head read).
+        position = await this.broker.head(roomId);
+        cutoff = null;
+      }
+      const present = await this.presence.someMembers(roomId, PRESENCE_SNAPSHOT_LIMIT);
+      if (state.cancelled) return;
+      if (!input.lastEventId) position = positionBeforeHeld(sub.held ?? [], position);
+      const snapshot: RoomEvent = {
+        type: 'subscribed',
+        conversationId: roomId,
+        at: new Date(),
+        resumed: input.lastEventId !== undefined && input.lastEventId !== null && resync === null,
+        members: present.members,
+        memberCount: present.count,
+      };
+      this.writeOwn(sub, { id: position, event: snapshot, audience: {} });
+      if (resync) {
+        const event: RoomEvent = { type: 'resync', conversationId: roomId, at: new Date(), reason: resync };
+        const envelope: RoomEnvelope = { id: localEventIdAfter(position) ?? position, event, audience: {} };
+        this.writeOwn(sub, envelope);
+        this.countDeliveries(envelope, 1, false);
+      }
+      for (const envelope of replay) {
+        // A user never hears its own presence live (the event skips the joining connection,
+        // and no other tab exists then); a replay from an older point must not show it either.
+        if (isOwnPresence(envelope, userId)) continue;
+        if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
+      }
+      // Live events that came in meanwhile; those at or before the position (or covered by the
+      // replay) are dropped. Ack re-sends are not: they carry ids of their own (deliver).
+      const held = sub.held ?? [];
+      sub.held = null;
+      for (const { envelope, redelivery } of held) {
+        if (!redelivery && cutoff && isCovered(envelope.id, cutoff)) continue;
+        if (this.deliver(sub, envelope, redelivery)) this.countDeliveries(envelope, 1, !redelivery);
+      }
+      await ended;
+    } finally {
+      this.removeSubscriber(sub);
+      if (joined) this.presence.left(connection.id, roomId);
+    }
+  }
+
+  /** Ends every subscription of the room; returns how many connections were in it. */
+  closeRoom(conversationId: RoomId): number {
+    const subs = [...(this.subscribers.get(conversationId) ?? [])];
+    for (const sub of subs) sub.end();
+    return new Set(subs.map((s) => s.connection.id)).size;
+  }
+
+  private addSubscriber(sub: LocalSubscriber): void {
+    this.subscriptionCounts.set(sub.connection.id, (this.subscriptionCounts.get(sub.connection.id) ?? 0) + 1);
+    let set = this.subscribers.get(sub.roomId);
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(sub.roomId, set);
+      const roomId = sub.roomId;
+      this.brokerSubscriptions.set(roomId, this.broker.subscribe(roomId, (envelope, redelivery) => this.fanOut(roomId, envelope, redelivery)));
+    }
+    set.add(sub);
+  }
+
+  private removeSubscriber(sub: LocalSubscriber): void {
+    const set = this.subscribers.get(sub.roomId);
+    if (!set?.delete(sub)) return;
+    const count = (this.subscriptionCounts.get(sub.connection.id) ?? 1) - 1;
+    if (count > 0) this.subscriptionCounts.set(sub.connection.id, count);
+    else this.subscriptionCounts.delete(sub.connection.id);
+    if (set.size === 0) {
+      this.subscribers.delete(sub.roomId);
+      this.brokerSubscriptions.get(sub.roomId)?.();
+      this.brokerSubscriptions.delete(sub.roomId);
+    }
+  }
+
+  private fanOut(roomId: RoomId, envelope: RoomEnvelope, redelivery: boolean): void {
+    const set = this.subscribers.get(roomId);
+    if (!set) return;
+    let written = 0;
+    for (const sub of set) {
+      if (!isFor(envelope.audience, sub.connection.id, sub.userId)) continue;
+      if (sub.held) {
+        if (sub.held.length >= MAX_HELD_EVENTS) this.closeSlowConsumer(sub);
+        else sub.held.push({ envelope, redelivery });
+        continue;
+      }
+      if (this.deliver(sub, envelope, redelivery)) written += 1;
+    }
+    this.countDeliveries(envelope, written, !redelivery);
+  }
+
+  /**
+   * Writes one event to one subscriber, unless its connection is too far behind: past
+   * MAX_BUFFERED_BYTES unsent it is closed as a slow consumer (it resumes from its last id when
+   * it reconnects); past a quarter of that, ephemeral typing events are dropped for it first.
+   * An ack re-send (`redelivery`) goes out under an id of this stream's own, after its position,
+   * naming the original id in `resendOf`: the client's resume point never moves back. (The
+   * fan-out's hot loop: kept small.)
+   */
+  private deliver(sub: LocalSubscriber, envelope: RoomEnvelope, redelivery: boolean): boolean {
+    if (sub.dropped) return false;
+    const buffered = sub.connection.bufferedBytes();
+    if (buffered > this.config.maxBufferedBytes) {
+      this.closeSlowConsumer(sub);
+      return false;
+    }
+    if (envelope.event.type === 'typing' && buffered > this.config.maxBufferedBytes / 4) {
+      this.stats.typingDropped += 1;
+      return false;
+    }
+    if (redelivery) return this.resend(sub, envelope);
+    sub.position = envelope.id;
+    try {
+      sub.sink.write(envelope, true);
+    } catch (error) {
+      this.undeliverable(sub, envelope, error);
+    }
+    return true;
+  }
+
+  /**
+   * The safety net behind checking events before they are published: an event whose frame
+   * cannot be built (it should never happen) is not skipped silently. The subscriber gets
+   * `resync` right after it — its position moves past the event, so a resume does not meet it
+   * again — and the failure is logged (at most once a minute).
+   */
+  private undeliverable(sub: LocalSubscriber, envelope: RoomEnvelope, error: unknown): void {
+    this.stats.undeliverable += 1;
+    const allowed = this.logLimiter.allow('undeliverable');
+    if (allowed) this.log.error({ err: error, roomId: sub.roomId, eventId: envelope.id, type: envelope.event.type, heldBack: allowed.suppressed }, 'event could not be delivered: subscriber told to resync');
+    const id = localEventIdAfter(envelope.id) ?? envelope.id;
+    this.writeOwn(sub, { id, event: { type: 'resync', conversationId: sub.roomId, at: new Date(), reason: 'event_undeliverable' }, audience: {} });
+  }
+
+  private resend(sub: LocalSubscriber, envelope: RoomEnvelope): boolean {
+    const id = localEventIdAfter(sub.position);
+    if (!id || envelope.event.type !== 'message') return false;
+    this.writeOwn(sub, { id, event: { ...envelope.event, resendOf: envelope.id }, audience: envelope.audience });
+    return true;
+  }
+
+  /** An event for this subscriber only (its `subscribed`, `resync`, a re-send): its position moves to it. */
+  private writeOwn(sub: LocalSubscriber, envelope: RoomEnvelope): void {
+    sub.position = envelope.id;
+    sub.sink.write(envelope, false);
+  }
+
+  /**
+   * One stats update per fan-out, not per recipient: its deliveries are written in one
+   * synchronous loop and share one latency (publish to write, sub-millisecond clock). Only
+   * first live deliveries are timed: replays and ack re-sends are late on purpose.
+   */
+  private countDeliveries(envelope: RoomEnvelope, count: number, live: boolean): void {
+    if (count === 0) return;
+    const { event } = envelope;
+    const sent = envelope.publishedAt ?? (event.type === 'message' ? event.message.sentAt.getTime() : null);
+    const latency = live && event.type === 'message' && sent !== null ? Math.max(0, performance.timeOrigin + performance.now() - sent) : null;
+    this.stats.delivered(event.type, count, latency);
+  }
+
+  /**
+   * Closes a connection that is too far behind (4008), once. It counts as a dropped socket from
+   * this moment: every subscription of it leaves the fan-out at once (nothing more is written to
+   * it), presence sees a disconnect (after the grace), not a leave, and its subscriptions are not
+   * ended here: a clean end would tell the client its stream is complete and it would not resume.
+   * The transport ends them when the socket is closed.
+   */
+  private closeSlowConsumer(sub: LocalSubscriber): void {
+    const { connection } = sub;
+    const rooms = new Set([sub.roomId, ...this.registry.connectionRooms(connection.id)]);
+    for (const roomId of rooms) {
+      for (const other of [...(this.subscribers.get(roomId) ?? [])]) {
+        if (other.connection.id !== connection.id) continue;
+        other.dropped = true;
+        other.held = null;
+        this.removeSubscriber(other);
+      }
+    }
+    sub.dropped = true;
+    sub.held = null;
+    if (!this.connection(connection.id)) return;
+    this.stats.slowConsumerCloses += 1;
+    this.log.warn({ connectionId: connection.id, userId: sub.userId, buffered: connection.bufferedBytes() }, 'closing slow consumer');
+    this.closeConnection(connection.id);
+    connection.close('slow_consumer');
+  }
+
+  /** Ends every subscription (shutdown). */
+  endAll(): void {
+    for (const set of this.subscribers.values()) for (const sub of set) sub.end();
+  }
+
+  /** Forgets refilled rate buckets (the owner's periodic sweep). */
+  sweep(): void {
+    this.subscribeRate.sweep();
+  }
+
+  sizes(): { subscribedRooms: number; subscriptionCounts: number; brokerSubscriptions: number } {
+    return { subscribedRooms: this.subscribers.size, subscriptionCounts: this.subscriptionCounts.size, brokerSubscriptions: this.brokerSubscriptions.size };
+  }
+}
+
+/** `head`, or just before the first live event held for a fresh stream if that is not after it. */
+function positionBeforeHeld(held: ReadonlyArray<{ envelope: RoomEnvelope; redelivery: boolean }>, head: EventId): EventId {
+  const first = held.find((h) => !h.redelivery)?.envelope.id;
+  if (first === undefined) return head;
+  const [a, b] = [parseEventId(first), parseEventId(head)];
+  const order = a && b && compareEventIds(a, b);
+  if (order === null || order === undefined || order > 0) return head;
+  return eventIdBefore(first) ?? head;
+}
+
+/** True when the replay up to `cutoff` already contained this event. */
+function isCovered(eventId: EventId, cutoff: ParsedEventId): boolean {
+  const parsed = parseEventId(eventId);
+  const order = parsed && compareEventIds(parsed, cutoff);
+  return order !== null && order <= 0;
+}
+
+function isOwnPresence(envelope: RoomEnvelope, userId: UserId): boolean {
+  const { event } = envelope;
+  return (event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId;
+}
+
+function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId): boolean {
+  if (audience.exceptConnection === connectionId) return false;
+  if (audience.exceptUser === userId) return false;
+  if (audience.onlyUsers && !audience.onlyUsers.includes(userId)) return false;
+  return true;
+}

@@ -1,0 +1,69 @@
+import type { AckRouter } from '../acks/ack-router.ts';
+import type { AckTracker } from '../acks/ack-tracker.ts';
+import type { ConnectionId, Principal, RoomEnvelope, RoomId } from '../domain/types.ts';
+import type { PresenceStore } from '../presence/presence-store.ts';
+
+/** The service's vocabulary with the transport and the cluster: what each side provides the other. */
+
+/** Why the server ends a connection; the transport maps each to a WebSocket close code. */
+export type CloseReason = 'slow_consumer' | 'token_expired' | 'kicked' | 'room_closed' | 'shutdown';
+
+/** What the service needs of a live connection; the transport provides it. */
+export interface ConnectionHandle {
+  id: ConnectionId;
+  principal: Principal;
+  /**
+   * Bytes queued for this connection that the network has not taken (frames written in the
+   * current loop turn, which leave when it ends, not counted).
+   */
+  bufferedBytes(): number;
+  /** Ends the connection; the client may resume from its last event id. */
+  close(reason: CloseReason, detail?: string): void;
+}
+
+export interface SendInput {
+  principal: Principal;
+  /** The sending connection (excluded from the broadcast unless `echo`); null over HTTP. */
+  connectionId: ConnectionId | null;
+  conversationId: RoomId;
+  body: string;
+  clientMessageId?: string;
+  ack?: boolean | { timeoutMs: number };
+  echo?: boolean;
+}
+
+/**
+ * Where a subscription's events go. The transport writes each one to its socket (a pre-built
+ * frame on the fast path, a generator yield otherwise); the service decides what goes out and
+ * when a connection is too far behind.
+ */
+export interface SubscriberSink {
+  /** `shared`: the same envelope goes to other subscribers too (worth caching its frame). */
+  write(envelope: RoomEnvelope, shared: boolean): void;
+}
+
+export interface SubscriptionInput {
+  connectionId: ConnectionId;
+  conversationId: RoomId;
+  lastEventId?: string | null;
+  sink: SubscriberSink;
+  /**
+   * Called once the subscription receives the room's live events and its user counts as present
+   * (cluster-wide), before any event is written. The transport sends tRPC's `started` then, so
+   * "started" means nothing published from now on is missed — in a cluster the room
+   * subscription crosses the network first — and that the user is in the room.
+   */
+  onLive?: () => void;
+}
+
+export interface SubscriptionHandle {
+  /** Ends the subscription (the client stopped it); `done` then resolves. */
+  cancel(): void;
+  done: Promise<void>;
+}
+
+/** What a cluster replaces besides the broker (all default to this process). */
+export interface ServiceSeams {
+  presence?: PresenceStore;
+  ackRouter?: (tracker: AckTracker) => AckRouter;
+}
