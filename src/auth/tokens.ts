@@ -114,14 +114,9 @@ export async function mintToken(secret: string, options: MintOptions): Promise<s
   return jwt.sign(new TextEncoder().encode(secret));
 }
 
+/** The default access policy (the token's `conversations` claim); transport/trpc.ts's `requireAccess` enforces it. */
 export function canAccess(principal: Principal, roomId: RoomId): boolean {
   return principal.conversations === '*' || principal.conversations.has(roomId);
-}
-
-export function assertAccess(principal: Principal, roomId: RoomId): void {
-  if (!canAccess(principal, roomId)) {
-    throw new DomainError('FORBIDDEN_CONVERSATION', `not allowed in conversation ${roomId}`);
-  }
 }
 
 export function isExpired(principal: Principal, nowMs: number = Date.now()): boolean {

@@ -103,17 +103,6 @@ export type RoomEventType = RoomEvent['type'];
  */
 export type ResyncReason = 'history_truncated' | 'history_unavailable' | 'unknown_event_id' | 'event_undeliverable';
 
-/** Event types kept in the per-room history for resume. */
-export const STORED_EVENT_TYPES: ReadonlySet<RoomEventType> = new Set([
-  'message',
-  'user_joined',
-  'user_left',
-  'user_disconnected',
-  'message_delivered',
-  'conversation_updated',
-  'system',
-]);
-
 /**
  * Who receives an event. Evaluated per subscriber, on live delivery and on replay alike.
  * An empty audience means every subscriber of the room.

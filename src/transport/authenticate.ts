@@ -3,7 +3,7 @@ import { TRPCError } from '@trpc/server';
 import { isExpired } from '../auth/tokens.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { Principal } from '../domain/types.ts';
-import { toTRPCError } from './trpc-errors.ts';
+import { trpcErrorOf } from './trpc-errors.ts';
 
 /** Turns a bearer token (or null when none was sent) into a principal, or throws. */
 export type Authenticate = (input: { token: string | null; req: IncomingMessage }) => Promise<Principal>;
@@ -19,13 +19,12 @@ export async function authenticateOrThrow(authenticate: Authenticate, token: str
   } catch (error) {
     throw toAuthError(error);
   }
-  if (isExpired(principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired: reconnect with a fresh token' });
+  if (isExpired(principal)) throw trpcErrorOf(new DomainError('TOKEN_EXPIRED', 'token expired: reconnect with a fresh token'));
   return principal;
 }
 
 function toAuthError(error: unknown): TRPCError {
   if (error instanceof TRPCError) return error;
-  if (error instanceof DomainError && error.code !== 'UNAUTHENTICATED') return toTRPCError(error) as TRPCError;
-  const message = error instanceof DomainError ? error.message : 'invalid token';
-  return new TRPCError({ code: 'UNAUTHORIZED', message });
+  if (error instanceof DomainError) return trpcErrorOf(error);
+  return trpcErrorOf(new DomainError('UNAUTHENTICATED', 'invalid token'));
 }

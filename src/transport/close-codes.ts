@@ -24,21 +24,27 @@ export const CloseCodes = {
 
 export const TERMINAL_RANGE = [4500, 4999] as const;
 
-/** The close that ends a connection refused at its start, by the error every call on it got. */
-export function rejectionCloseFrame(code: string, message: string): { code: number; reason: string } {
-  switch (code) {
-    case 'SERVICE_UNAVAILABLE':
-      return { code: CloseCodes.SHUTDOWN, reason: truncateUtf8(`server shutting down: ${message}`, 120) };
-    case 'TOO_MANY_REQUESTS':
-      return { code: CloseCodes.TOO_MANY_CONNECTIONS, reason: truncateUtf8(message, 120) };
-    default:
-      return { code: CloseCodes.UNAUTHORIZED, reason: truncateUtf8(`unauthorized: ${message}`, 120) };
-  }
-}
+/**
+ * Why the server closes a socket: a reason the service gives, or — for a connection refused at
+ * its start — the tRPC error code every call on it got (mapped from its DomainError by
+ * transport/trpc-errors.ts, or an `authenticate` hook's own TRPCError) and its message.
+ */
+export type CloseCause = CloseReason | { refused: string; message: string };
 
-export function closeFrameFor(reason: CloseReason, detail?: string): { code: number; reason: string } {
+/** The one mapping to close frames: every close the WebSocket transport makes goes through it. */
+export function closeFrameFor(cause: CloseCause, detail?: string): { code: number; reason: string } {
   const text = (base: string) => truncateUtf8(detail ? `${base}: ${detail}` : base, 120);
-  switch (reason) {
+  if (typeof cause === 'object') {
+    switch (cause.refused) {
+      case 'SERVICE_UNAVAILABLE':
+        return { code: CloseCodes.SHUTDOWN, reason: truncateUtf8(`server shutting down: ${cause.message}`, 120) };
+      case 'TOO_MANY_REQUESTS':
+        return { code: CloseCodes.TOO_MANY_CONNECTIONS, reason: truncateUtf8(cause.message, 120) };
+      default:
+        return { code: CloseCodes.UNAUTHORIZED, reason: truncateUtf8(`unauthorized: ${cause.message}`, 120) };
+    }
+  }
+  switch (cause) {
     case 'shutdown':
       return { code: CloseCodes.SHUTDOWN, reason: text('server shutting down') };
     case 'token_expired':

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getTRPCErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCRouter } from '@trpc/server';
+import { getTRPCErrorShape, transformTRPCResponse, type AnyTRPCRouter, type TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
-import { DomainError } from '../domain/errors.ts';
+import { DomainError, type DomainErrorCode } from '../domain/errors.ts';
+import { trpcErrorOf } from './trpc-errors.ts';
 
 /**
  * The HTTP edge of tRPC: what is refused before the standalone handler does any work, and which
@@ -35,10 +36,7 @@ export function httpCallCount(url: string, basePath: string): number {
 export function refuseOversizedBatch(req: IncomingMessage, res: ServerResponse, options: { router: AnyTRPCRouter; basePath: string; max: number }): TRPCError | null {
   const calls = httpCallCount(req.url ?? '/', options.basePath);
   if (calls <= options.max) return null;
-  const error = new TRPCError({
-    code: 'BAD_REQUEST',
-    message: `batch of ${calls} calls refused: at most ${options.max} calls per HTTP request (MAX_HTTP_BATCH)`,
-  });
+  const error = trpcErrorOf(new DomainError('INVALID_REQUEST', `batch of ${calls} calls refused: at most ${options.max} calls per HTTP request (MAX_HTTP_BATCH)`));
   const config = options.router._def._config;
   const shape = getTRPCErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined });
   const body = JSON.stringify(transformTRPCResponse(config, { error: shape }));
@@ -68,8 +66,12 @@ export function protocolErrorKind(error: { code: string; cause?: unknown }): str
   }
 }
 
+/** Domain codes that name a malformed request, not an application's answer. */
+const PROTOCOL_CODES: ReadonlySet<DomainErrorCode> = new Set(['BAD_FRAME', 'INVALID_REQUEST', 'BATCH_TOO_LARGE', 'METHOD_NOT_SUPPORTED']);
+
 function fromApplication(cause: unknown): boolean {
-  return cause instanceof DomainError || cause instanceof ZodError || (cause instanceof Error && cause.cause instanceof ZodError);
+  if (cause instanceof DomainError) return !PROTOCOL_CODES.has(cause.code);
+  return cause instanceof ZodError || (cause instanceof Error && cause.cause instanceof ZodError);
 }
 
 /** A client-chosen string as it may appear in a log line: one line, at most `max` characters. */

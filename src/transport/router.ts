@@ -1,9 +1,11 @@
-import { TRPCError, type TrackedEnvelope } from '@trpc/server';
+import type { TrackedEnvelope } from '@trpc/server';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
+import { DomainError } from '../domain/errors.ts';
 import type { RoomEvent } from '../domain/types.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
+import { trpcErrorOf } from './trpc-errors.ts';
 import { authedProcedure, requireAccess, t, type Authorize, type Context } from './trpc.ts';
 
 export const conversationIdSchema = z
@@ -34,7 +36,8 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
       .input(eventsInputSchema)
       // eslint-disable-next-line require-yield -- a type for clients; the transport serves the stream
       .subscription(async function* (): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
-        throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: 'conversation.events is served over WebSocket at /trpc' });
+        // Thrown while the stream is read, after the middleware's mapping: mapped here.
+        throw trpcErrorOf(new DomainError('WEBSOCKET_REQUIRED', 'conversation.events is served over WebSocket at /trpc'));
       }),
 
     presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {

@@ -4,8 +4,9 @@ import { ZodError } from 'zod';
 import { DomainError, type DomainErrorCode } from '../domain/errors.ts';
 
 /** The one place where domain errors become tRPC errors. */
-const CODES: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
+export const TRPC_CODES: Readonly<Record<DomainErrorCode, TRPC_ERROR_CODE_KEY>> = {
   UNAUTHENTICATED: 'UNAUTHORIZED',
+  TOKEN_EXPIRED: 'UNAUTHORIZED',
   FORBIDDEN_CONVERSATION: 'FORBIDDEN',
   NOT_A_MEMBER: 'PRECONDITION_FAILED',
   ACK_UNKNOWN: 'NOT_FOUND',
@@ -19,11 +20,21 @@ const CODES: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   LIMIT_EXCEEDED: 'TOO_MANY_REQUESTS',
   INVALID_EVENT_DATA: 'BAD_REQUEST',
+  BAD_FRAME: 'PARSE_ERROR',
+  INVALID_INPUT: 'BAD_REQUEST',
+  INVALID_REQUEST: 'BAD_REQUEST',
+  BATCH_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  METHOD_NOT_SUPPORTED: 'METHOD_NOT_SUPPORTED',
 };
 
+/** A domain error as tRPC's error (the DomainError is its cause: the formatter reads `retryAfterMs` there). */
+export function trpcErrorOf(error: DomainError): TRPCError {
+  return new TRPCError({ code: TRPC_CODES[error.code], message: error.message, cause: error });
+}
+
+/** `error` mapped when it is a DomainError; anything else as it is. */
 export function toTRPCError(error: unknown): unknown {
-  if (error instanceof DomainError) return new TRPCError({ code: CODES[error.code], message: error.message, cause: error });
-  return error;
+  return error instanceof DomainError ? trpcErrorOf(error) : error;
 }
 
 /** "body: Too small…; conversationId: …" — every issue, each naming its field. */

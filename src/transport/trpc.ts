@@ -4,7 +4,7 @@ import { DomainError } from '../domain/errors.ts';
 import type { Principal, RoomId } from '../domain/types.ts';
 import type { ConnectionHandle } from '../service/realtime-service.ts';
 import { safeSuperjson } from './safe-superjson.ts';
-import { describeZodError, findZodError, toTRPCError, zodIssues } from './trpc-errors.ts';
+import { describeZodError, findZodError, toTRPCError, trpcErrorOf, zodIssues } from './trpc-errors.ts';
 
 /** Per-connection (ws) or per-request (http) context. The user id comes only from here. */
 export interface Context {
@@ -36,7 +36,7 @@ export const t = initTRPC.context<Context>().create({
 
 /** Maps domain errors once, and re-checks the token's expiry on every call. */
 export const authedProcedure = t.procedure.use(async ({ ctx, next }) => {
-  assertNotExpired(ctx.principal);
+  if (isExpired(ctx.principal)) throw trpcErrorOf(TOKEN_EXPIRED());
   const result = await next();
   if (!result.ok) {
     const mapped = toTRPCError(result.error.cause);
@@ -45,13 +45,19 @@ export const authedProcedure = t.procedure.use(async ({ ctx, next }) => {
   return result;
 });
 
+const TOKEN_EXPIRED = () => new DomainError('TOKEN_EXPIRED', 'token expired');
+
 /** The token's `exp` is checked on every call, not only when the connection opened. */
 export function assertNotExpired(principal: Principal): void {
-  if (isExpired(principal)) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'token expired' });
+  if (isExpired(principal)) throw TOKEN_EXPIRED();
 }
 
+/**
+ * The one access check: `authorize` (by default auth/tokens.ts's `canAccess`, the token's
+ * `conversations` claim; replaceable through `authorizeJoin`) or FORBIDDEN_CONVERSATION.
+ */
 export async function requireAccess(authorize: Authorize, principal: Principal, conversationId: RoomId): Promise<void> {
   if (!(await authorize(principal, conversationId))) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: `not allowed in conversation ${conversationId}` });
+    throw new DomainError('FORBIDDEN_CONVERSATION', `not allowed in conversation ${conversationId}`);
   }
 }

@@ -1,20 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { callTRPCProcedure, getTRPCErrorFromUnknown, TRPCError, type AnyTRPCRouter } from '@trpc/server';
+import { callTRPCProcedure, getTRPCErrorFromUnknown, type AnyTRPCRouter, type TRPCError } from '@trpc/server';
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
+import { DomainError } from '../../domain/errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Principal } from '../../domain/types.ts';
 import type { CloseReason, ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
 import { authenticateOrThrow, type Authenticate } from '../authenticate.ts';
-import { closeFrameFor, rejectionCloseFrame } from '../close-codes.ts';
+import { closeFrameFor } from '../close-codes.ts';
 import type { HotCalls } from '../router.ts';
-import { toTRPCError } from '../trpc-errors.ts';
+import { describeZodError, toTRPCError, trpcErrorOf } from '../trpc-errors.ts';
 import { assertNotExpired, requireAccess, type Authorize, type Context } from '../trpc.ts';
 import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
 import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
 import type { FrameWriter } from './writer.ts';
+
+/** Input that fails its schema: BAD_REQUEST whose issues the error formatter lists. */
+const invalidInput = (error: z.ZodError) => new DomainError('INVALID_INPUT', `Invalid input: ${describeZodError(error)}`, undefined, error);
 
 /** What every connection of one server shares (one per server: two servers share nothing). */
 export interface WsShared {
@@ -124,7 +128,7 @@ export class WsConnection implements ConnectionHandle {
     this.lastInbound = Date.now();
     this.pingSentAt = 0;
     if (isBinary) {
-      this.send(this.shared.replies.error(null, new TRPCError({ code: 'PARSE_ERROR', message: 'binary frames are not accepted: tRPC frames are JSON text' })));
+      this.send(this.shared.replies.error(null, trpcErrorOf(new DomainError('BAD_FRAME', 'binary frames are not accepted: tRPC frames are JSON text'))));
       return;
     }
     const text = data.toString('utf8');
@@ -133,7 +137,7 @@ export class WsConnection implements ConnectionHandle {
     if (this.phase === 'awaiting_params') {
       this.phase = 'authenticating';
       const params = parseConnectionParams(text);
-      if ('error' in params) this.reject(new TRPCError({ code: 'UNAUTHORIZED', message: `invalid connectionParams: ${params.error}` }));
+      if ('error' in params) this.reject(trpcErrorOf(new DomainError('UNAUTHENTICATED', `invalid connectionParams: ${params.error}`)));
       else void this.authenticate(params.token);
       return;
     }
@@ -141,7 +145,7 @@ export class WsConnection implements ConnectionHandle {
     try {
       message = JSON.parse(text);
     } catch {
-      this.send(this.shared.replies.error(null, new TRPCError({ code: 'PARSE_ERROR', message: 'the frame is not JSON' })));
+      this.send(this.shared.replies.error(null, trpcErrorOf(new DomainError('BAD_FRAME', 'the frame is not JSON'))));
       return;
     }
     // A batch is served call by call, in order: each request its own result or its own error.
@@ -153,7 +157,7 @@ export class WsConnection implements ConnectionHandle {
 
   /** A frame with more calls than MAX_WS_BATCH: none runs, each is answered with the same error. */
   private refuseBatch(items: unknown[]): void {
-    const error = new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `a frame may carry at most ${this.shared.maxBatch} calls (MAX_WS_BATCH); this one has ${items.length}: split it` });
+    const error = trpcErrorOf(new DomainError('BATCH_TOO_LARGE', `a frame may carry at most ${this.shared.maxBatch} calls (MAX_WS_BATCH); this one has ${items.length}: split it`));
     this.shared.report({ error, type: 'unknown', path: undefined, input: undefined, ctx: this.ctx });
     for (const item of items) {
       const request = parseRequest(item);
@@ -186,7 +190,7 @@ export class WsConnection implements ConnectionHandle {
     const waiting = this.waiting.length - this.waitingHead;
     if (this.phase !== 'open' || waiting > 0 || (request.kind === 'call' && this.inFlight >= MAX_CALLS_IN_FLIGHT)) {
       if (waiting >= MAX_WAITING_REQUESTS) {
-        if (request.kind === 'call') this.refuse(request.target, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many requests waiting on this connection (max ${MAX_WAITING_REQUESTS})` }), request);
+        if (request.kind === 'call') this.refuse(request.target, trpcErrorOf(new DomainError('LIMIT_EXCEEDED', `too many requests waiting on this connection (max ${MAX_WAITING_REQUESTS})`)), request);
         return;
       }
       this.waiting.push(request);
@@ -301,12 +305,12 @@ export class WsConnection implements ConnectionHandle {
 
   /** A `?connectionParams=1` socket that never sent them: refused like a missing token. */
   refuseParamsWait(waitedMs: number): void {
-    this.reject(new TRPCError({ code: 'UNAUTHORIZED', message: `no connectionParams within ${waitedMs} ms` }));
+    this.reject(trpcErrorOf(new DomainError('UNAUTHENTICATED', `no connectionParams within ${waitedMs} ms`)));
   }
 
   /** Ends a rejected connection (after its linger), with the close code its error calls for. */
   closeRejected(): void {
-    const frame = rejectionCloseFrame(this.rejection?.code ?? 'UNAUTHORIZED', this.rejection?.message ?? '');
+    const frame = closeFrameFor({ refused: this.rejection?.code ?? 'UNAUTHORIZED', message: this.rejection?.message ?? '' });
     this.shared.writer.flush();
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(frame.code, frame.reason);
   }
@@ -322,13 +326,13 @@ export class WsConnection implements ConnectionHandle {
       let data: unknown;
       if (hot) {
         const parsed = hot.input.safeParse(readInput(request.input));
-        if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+        if (!parsed.success) throw invalidInput(parsed.error);
         input = parsed.data;
         assertNotExpired(ctx.principal);
         data = await hot.run(ctx, parsed.data as never);
       } else {
         // Everything else through tRPC's public calling API: the router's own middlewares and schemas.
-        if (method === 'subscription') throw new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: `no subscription "${path}" over WebSocket` });
+        if (method === 'subscription') throw new DomainError('METHOD_NOT_SUPPORTED', `no subscription "${path}" over WebSocket`);
         data = await callTRPCProcedure({ router: this.shared.router, path, type: method, ctx, signal: undefined, batchIndex: 0, getRawInput: async () => (input = readInput(request.input)) });
       }
       this.send(this.shared.replies.result(target, data));
@@ -345,7 +349,7 @@ export class WsConnection implements ConnectionHandle {
   private async subscribeEvents(request: Extract<Request, { kind: 'call' }>): Promise<void> {
     const { target } = request;
     if (this.subscriptions?.has(target.id)) {
-      this.refuse(target, new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${target.id}` }), request);
+      this.refuse(target, trpcErrorOf(new DomainError('INVALID_REQUEST', `Duplicate id ${target.id}`)), request);
       return;
     }
     const ctx = this.ctx!;
@@ -365,7 +369,7 @@ export class WsConnection implements ConnectionHandle {
       // tRPC's rule: a `lastEventId` beside the input (the stock client's resume) wins over one in it.
       const merged = request.lastEventId === undefined ? raw : typeof raw === 'object' && raw !== null ? { ...raw, lastEventId: request.lastEventId } : (raw ?? { lastEventId: request.lastEventId });
       const parsed = this.shared.eventsInput.safeParse(merged);
-      if (!parsed.success) throw new TRPCError({ code: 'BAD_REQUEST', cause: parsed.error });
+      if (!parsed.success) throw invalidInput(parsed.error);
       input = parsed.data;
       assertNotExpired(ctx.principal);
       const { conversationId, lastEventId } = parsed.data;

@@ -1,6 +1,8 @@
-import { getTRPCErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCRootTypes, type TRPCRootConfig } from '@trpc/server';
+import { getTRPCErrorShape, transformTRPCResponse, type AnyTRPCRootTypes, type TRPCError, type TRPCRootConfig } from '@trpc/server';
 import type { TRPCResponseMessage } from '@trpc/server/rpc';
+import { DomainError } from '../../domain/errors.ts';
 import { safeDeserialize, UnsafeInputError } from '../safe-superjson.ts';
+import { trpcErrorOf } from '../trpc-errors.ts';
 import type { Context } from '../trpc.ts';
 import { frameTarget, textFrameOf, type FrameTarget } from './frames.ts';
 
@@ -25,7 +27,7 @@ const MAX_PATH_LENGTH = 256;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const parseError = (message: string) => new TRPCError({ code: 'PARSE_ERROR', message });
+const parseError = (message: string) => trpcErrorOf(new DomainError('BAD_FRAME', message));
 
 /** One item of a client frame. */
 export function parseRequest(item: unknown): Request {
@@ -73,7 +75,8 @@ export function readInput(input: unknown): unknown {
   try {
     return safeDeserialize(input);
   } catch (cause) {
-    throw new TRPCError({ code: 'PARSE_ERROR', message: `input is not valid superjson: ${cause instanceof UnsafeInputError ? cause.message : 'unreadable'}`, cause });
+    // Already tRPC's error: tRPC's own input middleware calls this (getRawInput), past any mapping.
+    throw trpcErrorOf(new DomainError('BAD_FRAME', `input is not valid superjson: ${cause instanceof UnsafeInputError ? cause.message : 'unreadable'}`, undefined, cause));
   }
 }
 
