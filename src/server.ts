@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { hostname } from 'node:os';
 import { createAdminPlane } from './admin/admin-plane.ts';
-import { createLocalAdminOperations, NODE_ID, type AdminOperations } from './admin/admin-operations.ts';
+import { createLocalAdminOperations, type AdminOperations } from './admin/admin-operations.ts';
 import { dashboardRoutes } from './admin/dashboard-routes.ts';
 import { canAccess, createTokenVerifier } from './auth/tokens.ts';
 import type { Broker } from './broker/broker.ts';
@@ -52,7 +52,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const config = loadConfig(env ?? process.env, overrides);
   const log = logger ?? createLogger(config.logLevel);
   // REDIS_URL set: this node joins the cluster that shares that Redis (unless a broker is given).
-  const cluster = config.redisUrl && !customBroker ? createCluster(config, NODE_ID, log) : null;
+  const cluster = config.redisUrl && !customBroker ? createCluster(config, config.nodeId, log) : null;
   const broker = customBroker ?? cluster?.broker ?? new MemoryBroker({ historySize: config.historySize, historyTtlMs: config.historyTtlMs, maxIdleRooms: config.maxRetainedRooms, maxIdleBytes: config.maxRetainedHistoryBytes });
   const service = new RealtimeService(config, broker, log, cluster?.seams);
 
@@ -77,7 +77,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   // ---- Admin plane (GraphQL), dashboard and metrics, on the same port.
   let boundAddress = `${config.host}:${config.port}`;
   const address = () => config.nodeAddress ?? boundAddress;
-  const localOps = createLocalAdminOperations(service, address);
+  const localOps = createLocalAdminOperations(service, address, config.nodeId);
   const ops: AdminOperations = cluster ? cluster.bind(service, localOps, address) : localOps;
   const adminPlane = createAdminPlane({ config, ops, log, verify: (token, req) => authenticate({ token, req: req ?? (undefined as unknown as IncomingMessage) }) });
   front.setRoute('/graphql', (req, res) => adminPlane.handle(req, res));
