@@ -1,12 +1,15 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { RedisBroker } from '../cluster/redis-broker.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
+import { ACK_LATENCY_BUCKETS_S, DELIVERY_LATENCY_BUCKETS_S } from '../service/stats.ts';
+import type { LatencyHistogram } from '../util/latency-histogram.ts';
 
 /**
  * Prometheus metrics from one per-app Registry (two apps in one process never collide).
- * Gauges and counters are read from the service at scrape time; latency histograms are fed
- * sample by sample through a stats sink. Labels are bounded enumerations only (event type, ack
- * outcome, error code) — never a room or user id; per-room numbers live in GraphQL.
+ * Gauges, counters and latency histograms are read from the service at scrape time (a latency's
+ * one histogram, util/latency-histogram.ts, also gives GraphQL its percentiles). Labels are
+ * bounded enumerations only (event type, ack outcome, error code) — never a room or user id;
+ * per-room numbers live in GraphQL.
  * Names follow Prometheus conventions: base units, `_total` on counters.
  */
 /** Figures the service does not own: the WebSocket transport's, the in-memory history's. */
@@ -87,27 +90,23 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     },
   });
 
-  const deliveryLatency = new Histogram({
-    name: 'realtime_delivery_latency_seconds',
-    help: 'Time from send to the write of a message to its subscribers\' sockets, once per message and node.',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers,
-  });
-  const ackLatency = new Histogram({
-    name: 'realtime_ack_latency_seconds',
-    help: 'Time from an acknowledged send to its delivery report, by outcome.',
-    labelNames: ['outcome'],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers,
-  });
-  service.stats.addSink({
-    delivered(type, _count, latencyMs) {
-      if (type === 'message' && latencyMs !== null) deliveryLatency.observe(latencyMs / 1000);
-    },
-    ackReported(status, latencyMs) {
-      ackLatency.observe({ outcome: status }, latencyMs / 1000);
-    },
-  });
+  registry.registerMetric(
+    latencyMetric({
+      name: 'realtime_delivery_latency_seconds',
+      help: 'Time from send to the write of a message to its subscribers\' sockets, once per message and node.',
+      histogram: service.stats.deliveryLatency,
+      bucketsS: DELIVERY_LATENCY_BUCKETS_S,
+    }),
+  );
+  registry.registerMetric(
+    latencyMetric({
+      name: 'realtime_ack_latency_seconds',
+      help: 'Time from an acknowledged send to its delivery report, by outcome.',
+      labelName: 'outcome',
+      histogram: service.stats.ackLatency,
+      bucketsS: ACK_LATENCY_BUCKETS_S,
+    }),
+  );
   if (cluster) {
     const { broker } = cluster;
     new Gauge({ name: 'realtime_cluster_redis_up', help: 'Cluster mode: 1 while both Redis connections are ready.', registers, collect() { this.set(cluster.available ? 1 : 0); } });
@@ -120,4 +119,28 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     counter('realtime_cluster_outbox_dropped_total', 'Cluster mode: internal events dropped because the outbox was full during an outage.', () => broker.counters.outboxDropped);
   }
   return registry;
+}
+
+/**
+ * A latency histogram's cumulative view (ms) as a Prometheus histogram (seconds), read at scrape
+ * time: `_bucket` per bound and `+Inf`, `_sum`, `_count`; an unlabelled one is exported at zero
+ * before its first sample, a labelled one per label seen (as prom-client's own Histogram does).
+ */
+function latencyMetric(options: { name: string; help: string; labelName?: string; histogram: LatencyHistogram; bucketsS: readonly number[] }): Metric {
+  const { name, help, labelName, histogram, bucketsS } = options;
+  const get = async () => {
+    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+    const entries = [...histogram.cumulative];
+    if (labelName === undefined && entries.length === 0) entries.push(['', { buckets: new Float64Array(bucketsS.length), sum: 0, count: 0 }]);
+    for (const [label, counts] of entries) {
+      const labels = labelName === undefined ? {} : { [labelName]: label };
+      bucketsS.forEach((le, i) => values.push({ metricName: `${name}_bucket`, labels: { le, ...labels }, value: counts.buckets[i]! }));
+      values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: counts.count });
+      values.push({ metricName: `${name}_sum`, labels, value: counts.sum / 1000 });
+      values.push({ metricName: `${name}_count`, labels, value: counts.count });
+    }
+    return { name, help, type: 'histogram', values, aggregator: 'sum' };
+  };
+  // prom-client's registry only calls `get` (and reads `name`) of a metric it exports.
+  return { name, help, get } as unknown as Metric;
 }

@@ -1,17 +1,14 @@
 import type { DeliveryStatus, RoomEventType } from '../domain/types.ts';
 import { LatencyHistogram } from '../util/latency-histogram.ts';
 
-/** Receives every measurement as it happens (Prometheus histograms hook in here). */
-export interface StatsSink {
-  /** `count` deliveries of one event in one fan-out, which share one latency. */
-  delivered?(type: RoomEventType, count: number, latencyMs: number | null): void;
-  ackReported?(status: DeliveryStatus, latencyMs: number): void;
-}
+/** Prometheus bucket bounds (seconds) of the two latency histograms' cumulative view. */
+export const DELIVERY_LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+export const ACK_LATENCY_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
 
 /**
- * Counters and latency histograms of one node. The admin plane reads the windowed
- * histograms (last minute, see util/latency-histogram.ts); /metrics reads the counters and
- * gets every sample through a sink. Counters only grow; labels are bounded enumerations.
+ * Counters and latency histograms of one node. Each latency has one histogram
+ * (util/latency-histogram.ts): the admin plane reads its last-minute percentiles, /metrics its
+ * cumulative buckets. Counters only grow; labels are bounded enumerations.
  */
 export class ServiceStats {
   messagesBroadcast = 0;
@@ -27,21 +24,16 @@ export class ServiceStats {
   /** Requests refused at the edge, by tRPC error code (BAD_REQUEST, TOO_MANY_REQUESTS, …). */
   readonly rejectedByCode = new Map<string, number>();
   readonly startedAt = Date.now();
-  /** Send-to-socket-write time of `message` events. */
-  readonly deliveryLatency = new LatencyHistogram();
-  /** Send-to-report time of acknowledged messages. */
-  readonly ackLatency = new LatencyHistogram();
-  private readonly sinks: StatsSink[] = [];
+  /** Send-to-socket-write time of `message` events (percentiles per delivery; Prometheus once per message). */
+  readonly deliveryLatency = new LatencyHistogram(undefined, undefined, undefined, DELIVERY_LATENCY_BUCKETS_S.map((s) => s * 1000));
+  /** Send-to-report time of acknowledged messages, labelled by outcome. */
+  readonly ackLatency = new LatencyHistogram(undefined, undefined, undefined, ACK_LATENCY_BUCKETS_S.map((s) => s * 1000));
 
   /** Events published, all types together. */
   get eventsPublished(): number {
     let n = 0;
     for (const count of this.publishedByType.values()) n += count;
     return n;
-  }
-
-  addSink(sink: StatsSink): void {
-    this.sinks.push(sink);
   }
 
   published(type: RoomEventType): void {
@@ -53,13 +45,11 @@ export class ServiceStats {
     this.deliveries += count;
     bump(this.deliveredByType, type, count);
     if (latencyMs !== null) this.deliveryLatency.record(latencyMs, count);
-    for (const sink of this.sinks) sink.delivered?.(type, count, latencyMs);
   }
 
   ackReported(status: DeliveryStatus, latencyMs: number): void {
     this.acks[status] += 1;
-    this.ackLatency.record(latencyMs);
-    for (const sink of this.sinks) sink.ackReported?.(status, latencyMs);
+    this.ackLatency.record(latencyMs, 1, status);
   }
 
   rejected(code: string): void {

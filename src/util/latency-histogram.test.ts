@@ -27,4 +27,19 @@ describe('LatencyHistogram', () => {
     expect(h.percentiles()).toEqual({ p50: 0, p95: 0, p99: 0, max: 0, count: 0 });
     expect(h.totalCount).toBe(2);
   });
+
+  it('keeps cumulative buckets per label for Prometheus: one observation per record, kept past the window', () => {
+    let now = 0;
+    const h = new LatencyHistogram(60_000, 6, () => now, [1, 10, 100]);
+    h.record(0.5, 40, 'a');
+    h.record(50, 1, 'a');
+    h.record(500, 1, 'b');
+    now += 120_000;
+    expect(h.percentiles().count).toBe(0);
+    expect([...h.cumulative.keys()]).toEqual(['a', 'b']);
+    expect([...h.cumulative.get('a')!.buckets]).toEqual([1, 1, 2]);
+    expect(h.cumulative.get('a')).toMatchObject({ sum: 50.5, count: 2 });
+    expect([...h.cumulative.get('b')!.buckets]).toEqual([0, 0, 0]);
+    expect(h.cumulative.get('b')).toMatchObject({ sum: 500, count: 1 });
+  });
 });

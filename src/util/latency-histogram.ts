@@ -1,8 +1,12 @@
 /**
- * A log-bucketed latency histogram over a sliding time window (HDR-style, ~4 % relative
- * error): `record` is O(1) with no allocation, percentiles come from the buckets of the last
- * `windowMs`, split into `slices` that rotate out as time passes. The admin plane charts these;
- * Prometheus gets its own cumulative histograms from prom-client.
+ * The one latency histogram, with two views of the same samples:
+ *  - windowed percentiles for the admin plane (GraphQL `stats`): log buckets (HDR-style, ~4 %
+ *    relative error) of the last `windowMs`, split into `slices` that rotate out as time passes;
+ *  - cumulative buckets since start, per label, for Prometheus (metrics/metrics.ts exports them
+ *    as a histogram): fixed upper bounds (`cumulativeBoundsMs`), a sum and a count.
+ * `record` is O(1) with no allocation once a label has been seen. A `record` of `count` samples
+ * (a fan-out's deliveries, which share one latency) weighs `count` in the percentiles and is one
+ * observation in the cumulative view (Prometheus counts messages, not deliveries).
  */
 
 const GROWTH = 1.04;
@@ -15,6 +19,13 @@ export interface Percentiles {
   p95: number;
   p99: number;
   max: number;
+  count: number;
+}
+
+/** Cumulative counts of one label: `buckets[i]` holds the observations ≤ `cumulativeBoundsMs[i]`. */
+export interface CumulativeCounts {
+  readonly buckets: Float64Array;
+  sum: number;
   count: number;
 }
 
@@ -31,17 +42,23 @@ export class LatencyHistogram {
   /** Samples recorded since start (not windowed). */
   totalCount = 0;
 
+  /** By label ('' when unlabelled), in the order first seen. */
+  readonly cumulative = new Map<string, CumulativeCounts>();
+
   constructor(
     windowMs = 60_000,
     slices = 6,
     private readonly now: () => number = Date.now,
+    /** Upper bounds (ms, ascending) of the cumulative view; none: no cumulative view. */
+    readonly cumulativeBoundsMs: readonly number[] = [],
   ) {
     this.sliceMs = Math.ceil(windowMs / slices);
     this.slices = Array.from({ length: slices }, () => ({ start: -Infinity, counts: new Uint32Array(BUCKETS), total: 0, max: 0 }));
   }
 
   /** Records `count` samples of the same value (a fan-out's deliveries share one latency). */
-  record(ms: number, count = 1): void {
+  record(ms: number, count = 1, label = ''): void {
+    this.observe(ms, label);
     const value = ms > MIN_MS ? ms : MIN_MS;
     const bucket = Math.min(BUCKETS - 1, Math.floor(Math.log(value / MIN_MS) / LOG_GROWTH) + 1);
     const slice = this.current();
@@ -69,6 +86,16 @@ export class LatencyHistogram {
       return max;
     };
     return { p50: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)), max: round(max), count };
+  }
+
+  private observe(ms: number, label: string): void {
+    const bounds = this.cumulativeBoundsMs;
+    if (bounds.length === 0) return;
+    let counts = this.cumulative.get(label);
+    if (!counts) this.cumulative.set(label, (counts = { buckets: new Float64Array(bounds.length), sum: 0, count: 0 }));
+    for (let i = bounds.length - 1; i >= 0 && ms <= bounds[i]!; i -= 1) counts.buckets[i]! += 1;
+    counts.sum += ms;
+    counts.count += 1;
   }
 
   private current(): Slice {
