@@ -1,7 +1,6 @@
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
-import { CloseCodes } from '../transport/close-codes.ts';
 import type { WsTransport } from '../transport/ws/transport.ts';
 
 export interface DrainParts {
@@ -37,7 +36,7 @@ export async function drain(parts: DrainParts): Promise<void> {
   const notices = ws.staggerReconnectNotices(left / 2);
   await waitFor(() => ws.connectionCount === 0, left);
   notices.cancel();
-  ws.closeAll(CloseCodes.SHUTDOWN, 'server shutting down');
+  ws.closeAll('shutdown');
   await waitFor(() => ws.connectionCount === 0, 1000);
   ws.terminateAll();
   await service.close();

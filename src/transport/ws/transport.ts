@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import type { AnyTRPCRouter } from '@trpc/server';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../../config.ts';
+import type { CloseReason } from '../../service/realtime-service.ts';
+import { closeFrameFor } from '../close-codes.ts';
 import { WsConnection, type WsShared } from './connection.ts';
 import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
 import { safeSuperjson } from '../safe-superjson.ts';
@@ -125,9 +127,10 @@ export function createWsTransport(options: WsTransportOptions) {
       return { cancel: () => timers.forEach(clearTimeout) };
     },
 
-    closeAll(code: number, reason: string): void {
+    closeAll(reason: CloseReason): void {
+      const frame = closeFrameFor(reason);
       shared.writer.flush();
-      for (const c of connections) c.ws.close(code, reason);
+      for (const c of connections) c.ws.close(frame.code, frame.reason);
     },
 
     terminateAll(): void {
