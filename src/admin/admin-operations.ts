@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { PendingAckSnapshot } from '../acks/ack-tracker.ts';
 import type { DeliveryReport, MemberPresence, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
 import type { Percentiles } from '../util/latency-histogram.ts';
@@ -74,12 +72,6 @@ export interface AdminOperations {
   disconnectUser(userId: UserId, reason: string | null): Promise<number>;
 }
 
-/**
- * @deprecated Transitional, for src/server.ts until it passes `config.nodeId` (loadConfig reads
- * NODE_ID now); then this constant and its read of process.env go.
- */
-export const NODE_ID = process.env.NODE_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
-
 /** This node's totals, read synchronously (the embedding API's getBroadcastStats, and `stats` on one node). */
 export function localBroadcastStats(service: RealtimeService): BroadcastStatsView {
   const counts = service.registry.counts();
@@ -105,7 +97,7 @@ export function localBroadcastStats(service: RealtimeService): BroadcastStatsVie
 }
 
 /** `nodeId` is this node's identity in `nodes` (`config.nodeId`). */
-export function createLocalAdminOperations(service: RealtimeService, address: () => string, nodeId: string = NODE_ID): AdminOperations {
+export function createLocalAdminOperations(service: RealtimeService, address: () => string, nodeId: string): AdminOperations {
   const roomView = async (conversationId: RoomId): Promise<RoomView | null> => {
     const snapshot = service.registry.snapshot(conversationId);
     if (!snapshot) return null;
