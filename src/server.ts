@@ -67,8 +67,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
     });
   const authorize: Authorize = authorizeJoin ?? ((principal, conversationId) => canAccess(principal, conversationId));
   const router = createAppRouter({ service, config, authorize });
-  const report = createRequestReporter(log, (code) => service.stats.rejected(code));
-  const countsLog = createCountsLog(log, () => service.registry.counts());
+  const report = createRequestReporter(log, (code) => service.countRejection(code));
+  const countsLog = createCountsLog(log, () => service.figures.counts());
 
   const ws = createWsTransport({ service, router, authenticate, authorize, hotCalls: createHotCalls({ service, config, authorize }), eventsInput: eventsInputSchema, config, log, report });
   const trpcHttp = createTrpcHttp({ router, config, authenticate, onError: report });

@@ -74,8 +74,8 @@ export interface AdminOperations {
 
 /** This node's totals, read synchronously (the embedding API's getBroadcastStats, and `stats` on one node). */
 export function localBroadcastStats(service: RealtimeService): BroadcastStatsView {
-  const counts = service.registry.counts();
-  const s = service.stats;
+  const counts = service.figures.counts();
+  const s = service.figures.stats;
   const memory = process.memoryUsage();
   return {
     activeRooms: counts.rooms,
@@ -83,7 +83,7 @@ export function localBroadcastStats(service: RealtimeService): BroadcastStatsVie
     users: counts.users,
     messagesBroadcast: s.messagesBroadcast,
     deliveries: s.deliveries,
-    pendingAcks: service.acks.pendingCount,
+    pendingAcks: service.figures.pendingAckCount(),
     acksDelivered: s.acks.delivered,
     acksPartial: s.acks.partial,
     acksFailed: s.acks.failed,
@@ -99,7 +99,7 @@ export function localBroadcastStats(service: RealtimeService): BroadcastStatsVie
 /** `nodeId` is this node's identity in `nodes` (`config.nodeId`). */
 export function createLocalAdminOperations(service: RealtimeService, address: () => string, nodeId: string): AdminOperations {
   const roomView = async (conversationId: RoomId): Promise<RoomView | null> => {
-    const snapshot = service.registry.snapshot(conversationId);
+    const snapshot = service.figures.room(conversationId);
     if (!snapshot) return null;
     const members = await service.presence(conversationId);
     return {
@@ -107,7 +107,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
       memberCount: members.length,
       connectionCount: snapshot.connectionCount,
       members,
-      typing: service.typing.typingUsers(conversationId),
+      typing: service.figures.typingUsers(conversationId),
       createdAt: snapshot.createdAt,
       lastActivityAt: snapshot.lastActivityAt,
       messagesBroadcast: snapshot.messagesBroadcast,
@@ -118,12 +118,12 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
   return {
     stats: () => Promise.resolve(localBroadcastStats(service)),
     async rooms() {
-      const views = await Promise.all(service.registry.roomIds().map(roomView));
+      const views = await Promise.all(service.figures.roomIds().map(roomView));
       return views.filter((v): v is RoomView => v !== null);
     },
     room: roomView,
     async user(userId) {
-      const connections = service.registry.userConnections(userId).size;
+      const connections = service.figures.userConnectionCount(userId);
       const roomIds = await service.userRooms(userId);
       if (connections === 0 && roomIds.length === 0) return null;
       const rooms = await Promise.all(
@@ -141,10 +141,10 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
     },
     pendingAcks: (filter) => service.pendingAcks(filter),
     async deliveryReport(messageId) {
-      return (await service.ackRouter.status(messageId))?.report ?? null;
+      return service.figures.deliveryReport(messageId);
     },
     async nodes() {
-      const counts = service.registry.counts();
+      const counts = service.figures.counts();
       const memory = process.memoryUsage();
       return [
         {
@@ -153,7 +153,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
           connections: counts.connections,
           rooms: counts.rooms,
           users: counts.users,
-          uptimeSeconds: Math.floor((Date.now() - service.stats.startedAt) / 1000),
+          uptimeSeconds: Math.floor((Date.now() - service.figures.stats.startedAt) / 1000),
           lastHeartbeat: new Date(),
           memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
           self: true,
@@ -167,7 +167,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
       await service.updateConversation(conversationId, changes);
     },
     async closeRoom(conversationId, reason) {
-      if (!service.registry.hasRoom(conversationId)) return 0;
+      if (!service.figures.room(conversationId)) return 0;
       await service.broadcastSystemEvent(conversationId, 'room_closed', { reason });
       return service.closeRoom(conversationId);
     },

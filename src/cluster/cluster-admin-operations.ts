@@ -31,13 +31,13 @@ export function createClusterAdminOperations(options: {
   const { local, service, node, presence } = options;
 
   const roomFigures = (conversationId: RoomId): RoomFigures | null => {
-    const s = service.registry.snapshot(conversationId);
+    const s = service.figures.room(conversationId);
     return !s ? null : { conversationId, connectionCount: s.connectionCount, createdAt: s.createdAt, lastActivityAt: s.lastActivityAt, messagesBroadcast: s.messagesBroadcast };
   };
   node.handle('admin.stats', () => localBroadcastStats(service));
-  node.handle('admin.rooms', () => service.registry.roomIds().map(roomFigures));
+  node.handle('admin.rooms', () => service.figures.roomIds().map(roomFigures));
   node.handle('admin.room', (id) => roomFigures(id as RoomId));
-  node.handle('admin.userConnections', (id) => service.registry.userConnections(id as UserId).size);
+  node.handle('admin.userConnections', (id) => service.figures.userConnectionCount(id as UserId));
   node.handle('admin.closeRoom', (id) => service.closeRoom(id as RoomId));
   node.handle('admin.disconnectUser', (arg) => {
     const { userId, reason } = arg as { userId: UserId; reason: string | null };

@@ -24,7 +24,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const registers = [registry];
-  const counts = () => service.registry.counts();
+  const counts = () => service.figures.counts();
 
   new Gauge({ name: 'realtime_connections', help: 'Open WebSocket connections on this node.', registers, collect() { this.set(counts().connections); } });
   new Gauge({ name: 'realtime_rooms_active', help: 'Rooms with at least one member on this node.', registers, collect() { this.set(counts().rooms); } });
@@ -38,7 +38,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
       new Counter({ name: 'realtime_retained_histories_evicted_total', help: 'Histories forgotten before HISTORY_TTL_MS to keep the budget.', registers, collect() { this.reset(); this.inc(retained().evicted); } });
     }
   }
-  new Gauge({ name: 'realtime_acks_pending', help: 'Acknowledged messages waiting for acks.', registers, collect() { this.set(service.acks.pendingCount); } });
+  new Gauge({ name: 'realtime_acks_pending', help: 'Acknowledged messages waiting for acks.', registers, collect() { this.set(service.figures.pendingAckCount()); } });
 
   const fromMap = (counter: Counter<string>, label: string, map: ReadonlyMap<string, number>) => {
     counter.reset();
@@ -50,7 +50,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     labelNames: ['type'],
     registers,
     collect() {
-      fromMap(this, 'type', service.stats.publishedByType);
+      fromMap(this, 'type', service.figures.stats.publishedByType);
     },
   });
   new Counter({
@@ -59,7 +59,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     labelNames: ['type'],
     registers,
     collect() {
-      fromMap(this, 'type', service.stats.deliveredByType);
+      fromMap(this, 'type', service.figures.stats.deliveredByType);
     },
   });
   new Counter({
@@ -68,7 +68,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     labelNames: ['outcome'],
     registers,
     collect() {
-      fromMap(this, 'outcome', new Map(Object.entries(service.stats.acks)));
+      fromMap(this, 'outcome', new Map(Object.entries(service.figures.stats.acks)));
     },
   });
   new Counter({
@@ -77,7 +77,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     registers,
     collect() {
       this.reset();
-      this.inc(service.stats.slowConsumerCloses);
+      this.inc(service.figures.stats.slowConsumerCloses);
     },
   });
   new Counter({
@@ -86,7 +86,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     labelNames: ['code'],
     registers,
     collect() {
-      fromMap(this, 'code', service.stats.rejectedByCode);
+      fromMap(this, 'code', service.figures.stats.rejectedByCode);
     },
   });
 
@@ -94,7 +94,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
     latencyMetric({
       name: 'realtime_delivery_latency_seconds',
       help: 'Time from send to the write of a message to its subscribers\' sockets, once per message and node.',
-      histogram: service.stats.deliveryLatency,
+      histogram: service.figures.stats.deliveryLatency,
       bucketsS: DELIVERY_LATENCY_BUCKETS_S,
     }),
   );
@@ -103,7 +103,7 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
       name: 'realtime_ack_latency_seconds',
       help: 'Time from an acknowledged send to its delivery report, by outcome.',
       labelName: 'outcome',
-      histogram: service.stats.ackLatency,
+      histogram: service.figures.stats.ackLatency,
       bucketsS: ACK_LATENCY_BUCKETS_S,
     }),
   );

@@ -29,8 +29,8 @@ export async function drain(parts: DrainParts): Promise<void> {
   parts.startDraining();
   service.beginShutdown();
   const started = Date.now();
-  log.info({ connections: ws.connectionCount, pendingAcks: service.acks.pendingCount, drainMs: config.shutdownDrainMs }, 'draining');
-  await waitFor(() => service.acks.pendingCount === 0, config.shutdownDrainMs / 2);
+  log.info({ connections: ws.connectionCount, pendingAcks: service.figures.pendingAckCount(), drainMs: config.shutdownDrainMs }, 'draining');
+  await waitFor(() => service.figures.pendingAckCount() === 0, config.shutdownDrainMs / 2);
   service.flushAcks();
   const left = Math.max(0, config.shutdownDrainMs - (Date.now() - started));
   const notices = ws.staggerReconnectNotices(left / 2);

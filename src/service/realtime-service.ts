@@ -13,9 +13,9 @@ import { Messages } from './messages.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ServiceStats } from './stats.ts';
 import { Subscriptions } from './subscriptions.ts';
-import type { CloseReason, ConnectionHandle, SendInput, ServiceSeams, SubscriptionHandle, SubscriptionInput } from './types.ts';
+import type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriptionHandle, SubscriptionInput } from './types.ts';
 
-export type { CloseReason, ConnectionHandle, SendInput, ServiceSeams, SubscriberSink, SubscriptionHandle, SubscriptionInput } from './types.ts';
+export type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriberSink, SubscriptionHandle, SubscriptionInput } from './types.ts';
 export type { EventId } from '../domain/types.ts';
 
 /**
@@ -37,6 +37,17 @@ export class RealtimeService {
   readonly presenceStore: PresenceStore;
   /** Where acks and status queries go (seam): the local tracker by default. */
   readonly ackRouter: AckRouter;
+  /** The read model for the admin plane, metrics and the cluster (snapshots and counters). */
+  readonly figures: ServiceFigures = {
+    counts: () => this.registry.counts(),
+    roomIds: () => this.registry.roomIds(),
+    room: (roomId) => this.registry.snapshot(roomId),
+    typingUsers: (roomId) => this.typing.typingUsers(roomId),
+    userConnectionCount: (userId) => this.registry.userConnections(userId).size,
+    pendingAckCount: () => this.acks.pendingCount,
+    deliveryReport: async (messageId) => (await this.ackRouter.status(messageId))?.report ?? null,
+    stats: this.stats,
+  };
   private readonly connections = new Map<ConnectionId, ConnectionHandle>();
   private readonly presenceParts: PresenceAnnouncer;
   private readonly messages: Messages;
@@ -177,6 +188,11 @@ export class RealtimeService {
   /** Wires a cluster presence store's own announcements (re-asserted users, expired ghosts). */
   bindClusterPresence(presence: ClusterPresenceEvents): void {
     this.presenceParts.bindCluster(presence);
+  }
+
+  /** Counts a call refused at the edge (by its tRPC code), for /metrics. */
+  countRejection(code: string): void {
+    this.stats.rejected(code);
   }
 
   // ---------------------------------------------------------------- publishers

@@ -1,6 +1,8 @@
 import type { AckRouter } from '../acks/ack-router.ts';
 import type { AckTracker } from '../acks/ack-tracker.ts';
-import type { ConnectionId, Principal, RoomEnvelope, RoomId } from '../domain/types.ts';
+import type { ConnectionId, DeliveryReport, MessageId, PendingDeliveryReport, Principal, RoomEnvelope, RoomId, UserId } from '../domain/types.ts';
+import type { RoomSnapshot } from '../rooms/room-registry.ts';
+import type { ServiceStats } from './stats.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
 
 /** The service's vocabulary with the transport and the cluster: what each side provides the other. */
@@ -66,4 +68,23 @@ export interface SubscriptionHandle {
 export interface ServiceSeams {
   presence?: PresenceStore;
   ackRouter?: (tracker: AckTracker) => AckRouter;
+}
+
+/**
+ * What the admin plane, /metrics, the log and the cluster's node calls read of this node:
+ * snapshots and counters, never the service's parts themselves.
+ */
+export interface ServiceFigures {
+  /** Rooms with a member, open connections and distinct users on this node. */
+  counts(): { rooms: number; connections: number; users: number };
+  roomIds(): RoomId[];
+  /** One room's membership on this node; undefined when nobody is in it. */
+  room(roomId: RoomId): RoomSnapshot | undefined;
+  typingUsers(roomId: RoomId): UserId[];
+  userConnectionCount(userId: UserId): number;
+  pendingAckCount(): number;
+  /** The report of an acknowledged message, pending or finished; null once forgotten. */
+  deliveryReport(messageId: MessageId): Promise<DeliveryReport | PendingDeliveryReport | null>;
+  /** Counters and latency windows since start. */
+  readonly stats: Readonly<ServiceStats>;
 }
