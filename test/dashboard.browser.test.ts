@@ -1,23 +1,15 @@
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { DASHBOARD_CSP } from '../src/admin/dashboard-routes.ts';
 import { startTestApp } from './support/start-test-app.ts';
+import { CHROMIUM, haveChromium } from './support/chromium.ts';
 
 /**
  * The operator dashboard in a real headless Chromium (Debian's, driven by playwright-core)
  * against the real server, with traffic from real chat clients.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = (() => {
-  try {
-    accessSync(CHROMIUM, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const MISSING = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium; .ci/run does it in CI)`;
 const SCREENSHOT = 'test-results/dashboard.png';
 

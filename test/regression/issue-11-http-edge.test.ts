@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { joined, trpcHttp } from '../support/helpers.ts';
 import { adminToken, gql } from '../support/graphql.ts';
 import { startTestApp, TEST_SECRET, type TestApp } from '../support/start-test-app.ts';
 import { syncMarker, waitUntil } from '../support/wait.ts';
+import { CHROMIUM, haveChromium } from '../support/chromium.ts';
 
 /**
  * Issue #11 at the HTTP edge: batches bounded before any call runs, the HTTP server's timeouts
@@ -228,15 +228,6 @@ describe('issue #11 (6): /metrics in production needs METRICS_TOKEN or METRICS_P
   });
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = (() => {
-  try {
-    accessSync(CHROMIUM, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** The sources a CSP directive allows, or null when the policy lacks it. */
 function directive(csp: string, name: string): string[] | null {

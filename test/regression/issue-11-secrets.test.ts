@@ -1,11 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, envSchema, loadConfig, redactSecrets, redactUrl, SECRET_VARIABLES } from '../../src/config.ts';
+import { ConfigError, loadConfig, redactSecrets, redactUrl, SECRET_VARIABLES } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startRedisServer } from '../support/redis-server.ts';
+import { runScript } from '../support/script-process.ts';
 
 /**
  * Issue #11, finding 5 (written ahead of it, during issue #10's secrets review): configuration
@@ -135,58 +136,9 @@ describe('the logger', () => {
   });
 });
 
-/**
- * `npm start`'s path: tsx src/main.ts with exactly the configuration given (nothing inherited
- * from the test runner's environment), its output collected as it comes.
- */
+/** `npm start`'s path (src/main.ts) with exactly the configuration given (a start takes 2–3 s here, more under load). */
 function start(config: Record<string, string>) {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) {
-    if (key in envSchema.shape || /^(REDIS_|CLUSTER_|NODE_ID$)/.test(key)) delete env[key];
-  }
-  // Its own process group: tsx runs the server in a child of its own, and `kill` ends both.
-  const child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env: { ...env, ...config }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const output = { stdout: '', stderr: '' };
-  /** Set on 'close', once the process has exited and all of its output is in. */
-  let code: number | null | undefined;
-  const checks = new Set<() => void>();
-  const changed = () => checks.forEach((check) => check());
-  child.stdout.on('data', (chunk: Buffer) => ((output.stdout += chunk.toString()), changed()));
-  child.stderr.on('data', (chunk: Buffer) => ((output.stderr += chunk.toString()), changed()));
-  child.once('close', (exitCode) => ((code = exitCode), changed()));
-
-  /** Resolves once `done` holds; rejects if the process is gone first, or after `ms`. */
-  const until = (done: () => boolean, ms = 8000): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const seen = () => `stdout: ${output.stdout}\nstderr: ${output.stderr}`;
-      const timer = setTimeout(() => finish(new Error(`not within ${ms} ms; ${seen()}`)), ms);
-      const check = () => {
-        if (done()) finish();
-        else if (code !== undefined) finish(new Error(`exited with ${code}; ${seen()}`));
-      };
-      const finish = (error?: Error) => {
-        clearTimeout(timer);
-        checks.delete(check);
-        if (error) reject(error);
-        else resolve();
-      };
-      checks.add(check);
-      check();
-    });
-  /** The exit code, once all output is in; rejects if the process still runs after `ms`. */
-  const exited = async (ms = 8000): Promise<number | null> => {
-    await until(() => code !== undefined, ms);
-    return code ?? null;
-  };
-  /** SIGKILL to the whole group, whatever state the test left it in. */
-  const kill = () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  };
-  return { child, output, until, exited, kill };
+  return runScript('src/main.ts', [], config);
 }
 
 /** A local port nothing listens on: Redis there refuses every connection at once. */
@@ -205,7 +157,7 @@ describe('`npm start`', () => {
   it('exits 1 on a bad REDIS_URL with one line that quotes none of the secrets', async () => {
     const proc = start({ PORT: '0', HOST: '127.0.0.1', AUTH_SECRET: 'k'.repeat(32) + '-SECRETMARKER', METRICS_TOKEN: 'metrics-token-MTMARKER', REDIS_URL: 'http://ops:p4ssMARKER@cache.internal:6379' });
     try {
-      expect(await proc.exited()).toBe(1);
+      expect((await proc.exited()).code).toBe(1);
       const { stdout, stderr } = proc.output;
       expect(stdout).toBe('');
       expect(stderr).toBe(`Invalid configuration: REDIS_URL ${RULES.REDIS_URL} (value not shown)\n`);
@@ -222,7 +174,7 @@ describe('`npm start`', () => {
       // no tokens) the one line on how to mint some.
       await proc.until(() => proc.output.stdout.includes('"msg":"listening"') && proc.output.stderr.includes('npm run token'));
       proc.child.kill('SIGTERM');
-      expect(await proc.exited()).toBe(0);
+      expect((await proc.exited()).code).toBe(0);
       const { stdout, stderr } = proc.output;
       expect(stdout).toContain('"msg":"closed"');
       for (const marker of ['SECRETMARKER', 'MTMARKER', 'p4ssMARKER']) {
@@ -245,7 +197,7 @@ describe('`npm start`', () => {
     try {
       await proc.until(() => proc.output.stdout.includes('WRONGPASS') && proc.output.stdout.includes('"msg":"listening"'));
       proc.child.kill('SIGTERM');
-      expect(await proc.exited()).toBe(0);
+      expect((await proc.exited()).code).toBe(0);
       const { stdout, stderr } = proc.output;
       expect(stdout).toContain('"command":{"name":"auth","args":"[redacted]"}');
       expect(stdout).not.toContain('p4ssMARKER');

@@ -1,17 +1,16 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { decodeJwt, SignJWT } from 'jose';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { createChatClient, type ChatClient } from '../../clients/chat/index.ts';
 import { GENERATED_SECRET_HINT, mintToken, parseLifetime } from '../../src/auth/tokens.ts';
-import { envSchema } from '../../src/config.ts';
 import { createRealtimeServer } from '../../src/server.ts';
 import { gql } from '../support/graphql.ts';
 import { trpcHttp } from '../support/helpers.ts';
 import { startRedisServer } from '../support/redis-server.ts';
 import { startTestApp, TEST_SECRET, type TestApp } from '../support/start-test-app.ts';
+import { runScript } from '../support/script-process.ts';
 import { waitUntil } from '../support/wait.ts';
 
 /**
@@ -20,67 +19,13 @@ import { waitUntil } from '../support/wait.ts';
  * port 0 with real WebSocket and HTTP clients where only its answers matter.
  */
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const JWT = /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/;
 const DAY = 86_400;
 const SECRET = 'k'.repeat(32) + '-issue-11-SECRETMARKER';
 
-/** The runner's environment without anything the server or the CLIs read, plus `extra`. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) {
-    if (key in envSchema.shape || /^(REDIS_|CLUSTER_|NODE_ID$|ADMIN_TOKEN$|TOKEN$|CHAT_URL$)/.test(key)) delete env[key];
-  }
-  return { ...env, ...extra };
-}
-
-/**
- * `node --import tsx <script> …args` (what `npm start` and `npm run token` run, without tsx's
- * wrapper process) as its own process group, its output collected as it comes.
- */
-function run(script: string, args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-  const output = { stdout: '', stderr: '' };
-  let code: number | null | undefined;
-  const checks = new Set<() => void>();
-  const changed = () => checks.forEach((check) => check());
-  child.stdout.on('data', (chunk: Buffer) => ((output.stdout += chunk.toString()), changed()));
-  child.stderr.on('data', (chunk: Buffer) => ((output.stderr += chunk.toString()), changed()));
-  child.once('close', (exitCode) => ((code = exitCode), changed()));
-  /** Resolves once `done` holds; rejects if the process is gone first, or after `ms`. */
-  const until = (done: () => boolean, ms = 30_000): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`not within ${ms} ms; stdout: ${output.stdout}\nstderr: ${output.stderr}`)), ms);
-      const check = () => {
-        if (done()) finish();
-        else if (code !== undefined) finish(new Error(`exited with ${code}; stdout: ${output.stdout}\nstderr: ${output.stderr}`));
-      };
-      const finish = (error?: Error) => {
-        clearTimeout(timer);
-        checks.delete(check);
-        if (error) reject(error);
-        else resolve();
-      };
-      checks.add(check);
-      check();
-    });
-  const exited = async (ms = 30_000) => {
-    await until(() => code !== undefined, ms);
-    return { code: code ?? null, ...output };
-  };
-  const kill = () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  return { child, output, until, exited, kill, [Symbol.dispose]: kill };
-}
-
 /** `npm run token -- …args` to completion. */
 function tokenCli(args: string[], env: Record<string, string> = { AUTH_SECRET: SECRET }) {
-  const proc = run('src/cli/token.ts', args, env);
+  const proc = runScript('src/cli/token.ts', args, env);
   return proc.exited().finally(proc.kill);
 }
 
@@ -130,7 +75,7 @@ const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 // machine; generous limits, since they compete for the same cores).
 describe.concurrent('issue 11: what a new user sees from `npm start` and the CLIs (real processes)', { timeout: 45_000 }, () => {
   it('without AUTH_SECRET: tokens for alice, bob and admin that expire in 24 h, and work', async ({ expect }) => {
-    using proc = run('src/main.ts', [], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: '0' });
+    using proc = runScript('src/main.ts', [], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: '0' });
     await proc.until(() => proc.output.stderr.includes('Talk from two terminals'));
     const tokens = Object.fromEntries(['alice', 'bob', 'admin'].map((who) => [who, new RegExp(`^  ${who}: +(\\S+)$`, 'm').exec(proc.output.stderr)?.[1]]));
     for (const [who, token] of Object.entries(tokens)) {
@@ -161,7 +106,7 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
       // A password in the URL: ioredis sends AUTH, which a Redis without one answers with a
       // warning it ignores, so the node still connects once Redis is back.
       const url = `redis://:p4ssMARKER@127.0.0.1:${redis.port}`;
-      using proc = run('src/main.ts', [], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: '0', AUTH_SECRET: SECRET, REDIS_URL: url });
+      using proc = runScript('src/main.ts', [], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: '0', AUTH_SECRET: SECRET, REDIS_URL: url });
       const unreachable = (): Array<{ msg: string; code?: string; redis?: string }> =>
         proc.output.stdout
           .split('\n')
@@ -200,7 +145,7 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     const { port } = busy.address() as { port: number };
     try {
-      using proc = run('src/main.ts', [], { PORT: String(port), HOST: '127.0.0.1', AUTH_SECRET: SECRET });
+      using proc = runScript('src/main.ts', [], { PORT: String(port), HOST: '127.0.0.1', AUTH_SECRET: SECRET });
       const { code, stdout, stderr } = await proc.exited();
       expect(code).toBe(1);
       expect(stderr).toBe(`port ${port} is already in use (EADDRINUSE): stop the other process or set PORT\n`);
@@ -264,8 +209,8 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
     const old = await t.token('alice');
     const oldAdmin = await t.token('ops', { role: 'admin' });
 
-    using chatCli = run('clients/cli/chat.ts', ['--url', t.wsUrl, '--room', 'lobby', '--token', old], {});
-    using adminCli = run('clients/cli/admin.ts', ['stats', '--url', t.baseUrl, '--token', oldAdmin], {});
+    using chatCli = runScript('clients/cli/chat.ts', ['--url', t.wsUrl, '--room', 'lobby', '--token', old], {});
+    using adminCli = runScript('clients/cli/admin.ts', ['stats', '--url', t.baseUrl, '--token', oldAdmin], {});
 
     expect(await refusedOverWs(t, old)).toBe(GENERATED_SECRET_HINT);
     expect(await overHttp(t, old)).toEqual({ status: 401, message: GENERATED_SECRET_HINT });
