@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import { LogLimiter } from '../util/log-limiter.ts';
 import type { AdminOperations } from './admin-operations.ts';
 import type { AdminContext } from './context.ts';
-import { maskError } from './graphql-errors.ts';
+import { domainRefusal, maskError } from './graphql-errors.ts';
 import { resolvers } from './graphql/resolvers.generated.ts';
 import { typeDefs } from './graphql/typeDefs.generated.ts';
 import { useRequireAdmin } from './require-admin.plugin.ts';
@@ -109,7 +109,11 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
       debug: (...args) => log.debug(yogaLogFields(args), 'yoga'),
       info: (...args) => log.info(yogaLogFields(args), 'yoga'),
       warn: (...args) => log.warn(yogaLogFields(args), 'yoga'),
-      error: (...args) => log.error(yogaLogFields(args), 'yoga'),
+      error: (...args) => {
+        const refusal = domainRefusal(args);
+        if (refusal) log.debug({ code: refusal.code, message: refusal.message }, 'admin request refused');
+        else log.error(yogaLogFields(args), 'yoga');
+      },
     },
     context: ({ request }) => {
       const principal = principals.get(request);

@@ -41,3 +41,16 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
   }
   return yogaMaskError(error, message, isDev);
 }
+
+/**
+ * The domain error inside what Yoga hands its logger, if any. Yoga logs at error every error
+ * whose mapping replaced it; a domain error is the caller's refusal, not our failure, so the admin
+ * plane logs it at debug, without a stack, instead.
+ */
+export function domainRefusal(args: unknown[]): DomainError | undefined {
+  for (const arg of args) {
+    const original = arg instanceof GraphQLError ? arg.originalError : arg;
+    if (original instanceof DomainError) return original;
+  }
+  return undefined;
+}

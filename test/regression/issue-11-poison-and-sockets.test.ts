@@ -26,7 +26,9 @@ const POISONS: Array<{ what: string; data: unknown; path: string }> = [
 
 describe('issue #11: nothing is stored that cannot be delivered', () => {
   it('GraphQL broadcastSystemEvent / updateConversation with a forbidden key or deep nesting: BAD_USER_INPUT naming it, nothing stored or sent; live and resume paths stay whole', async () => {
-    await using t = await startTestApp();
+    const logged: Array<{ level: number; msg: string }> = [];
+    const logger = createLogger('trace', new Writable({ write: (chunk: Buffer, _encoding, done) => (logged.push(JSON.parse(chunk.toString()) as (typeof logged)[number]), done()) }));
+    await using t = await startTestApp({ logger });
     const token = await adminToken(t);
     const bob = await t.client('bob');
     const raw = recordRaw(bob, 'poison');
@@ -64,6 +66,9 @@ describe('issue #11: nothing is stored that cannot be delivered', () => {
     expect(events.filter((e) => e.type === 'system').map((e) => (e.type === 'system' ? e.data : null))).toEqual([{ constructorName: 'fine', list: [1, 2] }]);
     await t.app.broadcastSystemEvent('poison', 'live', null);
     await waitUntil(() => events.some((e) => e.type === 'system' && e.event === 'live'), { what: 'a live event after the replay' });
+    // A refusal is the caller's, not our failure: nothing at error level, no stack in the log.
+    expect(logged.filter((l) => l.level >= 50)).toEqual([]);
+    expect(logged.filter((l) => l.msg === 'admin request refused').length).toBeGreaterThan(0);
   });
 
   it('safety net: an event whose frame cannot be built (published by a node without these checks) sends resync, live and on resume, and the stream goes on', async () => {
