@@ -1,7 +1,7 @@
-import type { Audience, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
-import type { ResumeResult } from '../history/room-history.ts';
+import type { Audience, EventId, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
+import type { AcceptEnvelope, ResumeResult, StoredPage } from '../history/room-history.ts';
 
-export type { ResumeResult };
+export type { AcceptEnvelope, ResumeResult, StoredPage };
 
 /**
  * The fan-out seam, in the spirit of Socket.IO's Adapter and Centrifuge's Broker. Every room
@@ -18,6 +18,13 @@ export interface Broker {
   subscribe(roomId: RoomId, listener: BrokerListener): () => void;
   /** Stored events after `lastEventId`, or `resync` when the history cannot answer completely. */
   readSince(roomId: RoomId, lastEventId: string): Promise<ResumeResult>;
+  /**
+   * Scrollback, from the same history as `readSince`: at most `limit` stored events strictly
+   * older than `before` (the newest kept when null), newest first, that `accept` takes, and
+   * whether an older one it takes is still kept. Never creates a history: an unknown or expired
+   * room, or a `before` from another epoch, answers an empty page.
+   */
+  readBefore(roomId: RoomId, before: EventId | null, limit: number, accept?: AcceptEnvelope): Promise<StoredPage>;
   /** The id a fresh subscriber starts after (the room's latest event id). */
   head(roomId: RoomId): Promise<string>;
   /** History lifecycle: a room has local members again / has none any more. */

@@ -1,5 +1,5 @@
-import type { RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
-import { RoomHistory, type ResumeResult } from '../history/room-history.ts';
+import type { EventId, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
+import { RoomHistory, type AcceptEnvelope, type ResumeResult, type StoredPage } from '../history/room-history.ts';
 import type { Broker, BrokerListener, PublishOptions } from './broker.ts';
 
 export interface MemoryBrokerOptions {
@@ -57,6 +57,10 @@ export class MemoryBroker implements Broker {
 
   readSince(roomId: RoomId, lastEventId: string): Promise<ResumeResult> {
     return Promise.resolve(this.history.readSince(roomId, lastEventId));
+  }
+
+  readBefore(roomId: RoomId, before: EventId | null, limit: number, accept?: AcceptEnvelope): Promise<StoredPage> {
+    return Promise.resolve(this.history.readBefore(roomId, before, limit, accept));
   }
 
   head(roomId: RoomId): Promise<string> {

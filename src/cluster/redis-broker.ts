@@ -1,9 +1,9 @@
 import superjson from 'superjson';
-import type { Audience, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
+import type { Audience, EventId, RoomEnvelope, RoomEvent, RoomId } from '../domain/types.ts';
 import type { ClusterKeys } from './keys.ts';
 import { unavailable, type RedisConnections } from './redis-connection.ts';
 import { formatEventId, newEpoch, parseEventId, type ParsedEventId } from '../history/event-id.ts';
-import { judgeResume, type ResumeResult } from '../history/room-history.ts';
+import { judgeResume, newestSeqBefore, type AcceptEnvelope, type ResumeResult, type StoredPage } from '../history/room-history.ts';
 import type { Logger } from '../logger.ts';
 import type { Broker, BrokerListener, PublishOptions } from '../broker/broker.ts';
 
@@ -83,6 +83,19 @@ end
 return {epoch, meta[1], meta[2], len, entries}
 `;
 
+/**
+ * Scrollback: up to ARGV[3] entries from ARGV[2] down (XREVRANGE; ARGV[2] is '+' or a stream id,
+ * '(' for an exclusive bound), with the room's epoch. Reads only — no room is created, no TTL
+ * touched. ARGV[1], when not empty, is the epoch the reader pages in: another one answers no
+ * entries (that history is gone). '' as the epoch: the room has no history.
+ */
+const READ_BEFORE_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then return {'', {}} end
+if ARGV[1] ~= '' and ARGV[1] ~= epoch then return {epoch, {}} end
+return {epoch, redis.call('XREVRANGE', KEYS[2], ARGV[2], '-', 'COUNT', ARGV[3])}
+`;
+
 /** Re-publishes an envelope with the same id (ack re-sends): not stored. */
 const REDELIVER_SCRIPT = `
 redis.call('SPUBLISH', KEYS[1], ARGV[1])
@@ -105,6 +118,7 @@ type Scripted = {
   rtPublish(meta: string, stream: string, store: string, payload: string, size: number, ttl: number, channel: string, epoch: string): Promise<string>;
   rtRead(meta: string, stream: string, epoch: string, ttl: number, after: number): Promise<ReadReply>;
   rtRedeliver(channel: string, message: string): Promise<number>;
+  rtReadBefore(meta: string, stream: string, epoch: string, max: string, count: number): Promise<[string, Array<[string, string[]]>]>;
 };
 
 export class RedisBroker implements Broker {
@@ -132,6 +146,7 @@ export class RedisBroker implements Broker {
     cmd.defineCommand('rtPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
     cmd.defineCommand('rtRead', { numberOfKeys: 2, lua: READ_SCRIPT });
     cmd.defineCommand('rtRedeliver', { numberOfKeys: 1, lua: REDELIVER_SCRIPT });
+    cmd.defineCommand('rtReadBefore', { numberOfKeys: 2, lua: READ_BEFORE_SCRIPT });
     this.cmd = cmd as unknown as Scripted;
     sub.on('smessage', (channel: string, message: string) => this.onMessage(channel, message));
     this.offUp = this.redis.events.on('up', () => void this.resynchronise());
@@ -241,6 +256,42 @@ export class RedisBroker implements Broker {
     return verdict.kind === 'resync' ? verdict : { kind: 'replay', events: reply.entries, head: verdict.head };
   }
 
+  /**
+   * Scrollback from the room's stream, newest first, in chunks (XREVRANGE with an exclusive
+   * bound) until `limit` events `accept` takes, and one more to know whether an older page
+   * exists, or the stream's end. The stream holds HISTORY_SIZE entries at most, so this is
+   * bounded. If the history is lost and restarted between chunks, the page ends there.
+   */
+  async readBefore(roomId: RoomId, before: EventId | null, limit: number, accept: AcceptEnvelope = () => true): Promise<StoredPage> {
+    this.redis.assertAvailable();
+    const events: RoomEnvelope[] = [];
+    if (limit <= 0) return { events, more: false };
+    let epoch = '';
+    let max = '+';
+    if (before !== null) {
+      const parsed = parseEventId(before);
+      if (!parsed) return { events, more: false };
+      epoch = parsed.epoch;
+      const newest = newestSeqBefore(parsed);
+      if (newest < 1) return { events, more: false };
+      max = `${newest}-0`;
+    }
+    const count = Math.max(1, Math.min(this.options.historySize, Math.max(limit + 1, READ_CHUNK)));
+    for (;;) {
+      const [current, raw] = await this.cmd.rtReadBefore(this.keys.roomMeta(roomId), this.keys.roomStream(roomId), epoch, max, count);
+      if (current === '' || (epoch !== '' && current !== epoch)) return { events, more: false };
+      epoch = current;
+      for (const [streamId, fields] of raw) {
+        const envelope = decode(formatEventId(epoch, seqOf(streamId)), fields[1]!);
+        if (!accept(envelope)) continue;
+        if (events.length === limit) return { events, more: true };
+        events.push(envelope);
+      }
+      if (raw.length < count) return { events, more: false };
+      max = `(${raw.at(-1)![0]}`;
+    }
+  }
+
   async head(roomId: RoomId): Promise<string> {
     const reply = await this.read(roomId, -1);
     return formatEventId(reply.epoch, reply.seq, reply.sub);
@@ -284,10 +335,7 @@ export class RedisBroker implements Broker {
   private async read(roomId: RoomId, after: number): Promise<{ epoch: string; seq: number; sub: number; length: number; entries: RoomEnvelope[] }> {
     this.redis.assertAvailable();
     const [epoch, seq, sub, length, raw] = await this.cmd.rtRead(this.keys.roomMeta(roomId), this.keys.roomStream(roomId), newEpoch(), this.options.historyTtlMs, after);
-    const entries = raw.map(([streamId, fields]) => {
-      const entrySeq = Number(streamId.slice(0, streamId.indexOf('-')));
-      return decode(formatEventId(epoch, entrySeq), fields[1]!);
-    });
+    const entries = raw.map(([streamId, fields]) => decode(formatEventId(epoch, seqOf(streamId)), fields[1]!));
     return { epoch, seq: Number(seq), sub: Number(sub), length: Number(length), entries };
   }
 
@@ -476,6 +524,14 @@ const ECHO_WAIT_MS = 1000;
 /** The room's stream on this node has reached `id` (or moved to another epoch, which supersedes it). */
 function isDelivered(room: RoomSubscription, id: { epoch: string; seq: number }): boolean {
   return room.last !== null && (room.last.epoch !== id.epoch || room.last.seq >= id.seq);
+}
+
+/** Entries a scrollback read asks Redis for at a time (more when the page is larger). */
+const READ_CHUNK = 32;
+
+/** A stream entry id is `<seq>-0`: the event's seq in the room. */
+function seqOf(streamId: string): number {
+  return Number(streamId.slice(0, streamId.indexOf('-')));
 }
 
 function decode(id: string, payload: string): RoomEnvelope {

@@ -18,6 +18,28 @@ export type ResumeResult =
   | { kind: 'replay'; events: RoomEnvelope[]; head: EventId }
   | { kind: 'resync'; reason: ResyncReason; head: EventId };
 
+/**
+ * One page of scrollback as a history answers it: stored events strictly older than the page's
+ * `before`, newest first, that the reader's `accept` takes; `more` when an older one it takes is
+ * still kept (so a next page would not be empty).
+ */
+export interface StoredPage {
+  events: RoomEnvelope[];
+  more: boolean;
+}
+
+/** Which stored events a reader of scrollback takes (its type filter and audience rules). */
+export type AcceptEnvelope = (envelope: RoomEnvelope) => boolean;
+
+/**
+ * The newest stored seq strictly older than `before`: a stored event's id is `<epoch>:<seq>`, so
+ * an id with a sub-sequence or a local part (a typing event, a `subscribed` or `resync` position)
+ * comes after stored event `seq` itself.
+ */
+export function newestSeqBefore(before: ParsedEventId): number {
+  return before.sub === 0 && (before.local ?? 0) === 0 ? before.seq - 1 : before.seq;
+}
+
 interface RoomLog {
   epoch: string;
   lastSeq: number;
@@ -161,6 +183,34 @@ export class RoomHistory {
       events.push(log.ring[(log.start + i) % capacity]!);
     }
     return { kind: 'replay', events, head };
+  }
+
+  /**
+   * Scrollback: at most `limit` stored events strictly older than `before` (the newest kept when
+   * null), newest first, that `accept` takes. Reads only: an unknown room, an expired one, or a
+   * `before` of another epoch (a history that no longer exists) or not one of our ids answers an
+   * empty page — it never creates a log (unlike `readSince`, which runs on a join), and it does
+   * not count as activity for the TTL or the idle budget.
+   */
+  readBefore(roomId: RoomId, before: EventId | null, limit: number, accept: AcceptEnvelope = () => true): StoredPage {
+    const log = this.logs.get(roomId);
+    if (!log || log.length === 0 || limit <= 0) return { events: [], more: false };
+    const oldestSeq = log.lastSeq - log.length + 1;
+    let newest = log.length - 1; // index among the kept events, 0 the oldest
+    if (before !== null) {
+      const parsed = parseEventId(before);
+      if (!parsed || parsed.epoch !== log.epoch) return { events: [], more: false };
+      newest = Math.min(newest, newestSeqBefore(parsed) - oldestSeq);
+    }
+    const capacity = this.options.size;
+    const events: RoomEnvelope[] = [];
+    for (let i = newest; i >= 0; i -= 1) {
+      const envelope = log.ring[(log.start + i) % capacity]!;
+      if (!accept(envelope)) continue;
+      if (events.length === limit) return { events, more: true };
+      events.push(envelope);
+    }
+    return { events, more: false };
   }
 
   /** The room has a local member again: keep its log without expiry (and outside the idle budget). */
