@@ -100,6 +100,15 @@ export const envSchema = z.object({
   AUTH_REJECT_LINGER_MS: int(0, 60_000).default(5000),
   /** Server PING interval for tRPC keep-alive (text PING/PONG frames). */
   KEEPALIVE_PING_MS: int(1000).default(30_000),
+  /**
+   * SSE streams (`conversation.events` over httpSubscriptionLink): a ping this often (proxies
+   * close silent streams; the client reconnects after 3 missed), the reconnect delay a client's
+   * EventSource uses, and the longest a stream stays open before it is ended for a resume
+   * (re-authenticated, rebalanced; 0 = no limit).
+   */
+  SSE_PING_MS: int(1000, 600_000).default(15_000),
+  SSE_RETRY_MS: int(100, 60_000).default(1000),
+  SSE_MAX_DURATION_MS: int(0).default(1_800_000),
   /** How long close() waits for clients to move before terminating them. */
   SHUTDOWN_DRAIN_MS: int(0).default(5000),
   /** Admin plane: GraphiQL and introspection (default: on outside production, off in it). */
@@ -153,6 +162,9 @@ export interface Config {
   maxRoomsPerConnection: number;
   maxSubscriptionsPerConnection: number;
   keepAlivePingMs: number;
+  ssePingMs: number;
+  sseRetryMs: number;
+  sseMaxDurationMs: number;
   tokenRefreshGraceMs: number;
   authTimeoutMs: number;
   rejectLingerMs: number;
@@ -251,6 +263,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxRoomsPerConnection: e.MAX_ROOMS_PER_CONNECTION,
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     keepAlivePingMs: e.KEEPALIVE_PING_MS,
+    ssePingMs: e.SSE_PING_MS,
+    sseRetryMs: e.SSE_RETRY_MS,
+    sseMaxDurationMs: e.SSE_MAX_DURATION_MS,
     tokenRefreshGraceMs: e.TOKEN_REFRESH_GRACE_MS,
     authTimeoutMs: e.AUTH_TIMEOUT_MS,
     rejectLingerMs: e.AUTH_REJECT_LINGER_MS,

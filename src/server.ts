@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { createAdminPlane } from './admin/admin-plane.ts';
 import { createLocalAdminOperations, type AdminOperations } from './admin/admin-operations.ts';
@@ -22,6 +22,7 @@ import type { Authenticate } from './transport/authenticate.ts';
 import { createTrpcHttp } from './transport/http.ts';
 import { createAppRouter, createHotCalls, eventsInputSchema } from './transport/router.ts';
 import type { Authorize } from './transport/trpc.ts';
+import { createSseTransport } from './transport/sse/transport.ts';
 import { createWsTransport } from './transport/ws/transport.ts';
 
 export type { RouteHandler } from './server/http-front.ts';
@@ -71,8 +72,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const countsLog = createCountsLog(log, () => service.figures.counts());
 
   const ws = createWsTransport({ service, router, authenticate, authorize, hotCalls: createHotCalls({ service, config, authorize }), eventsInput: eventsInputSchema, config, log, report });
+  const sse = createSseTransport({ service, router, authenticate, authorize, eventsInput: eventsInputSchema, config, log, report });
   const trpcHttp = createTrpcHttp({ router, config, authenticate, onError: report });
-  const front = createHttpFront({ config, log, existing, trpc: (req, res) => void trpcHttp(req, res), upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head), clusterAvailable: cluster ? () => cluster.available : null });
+  const trpc = (req: IncomingMessage, res: ServerResponse) => {
+    if (!sse.handle(req, res)) void trpcHttp(req, res);
+  };
+  const front = createHttpFront({ config, log, existing, trpc, upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head), clusterAvailable: cluster ? () => cluster.available : null });
 
   // ---- Admin plane (GraphQL), dashboard and metrics, on the same port.
   let boundAddress = `${config.host}:${config.port}`;
@@ -125,12 +130,12 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
         config,
         log,
         service,
-        ws,
+        transports: [ws, sse],
         startDraining: () => {
           front.startDraining();
           countsLog.stop();
         },
-        release: [() => cluster?.close(), () => ws.close(), () => adminPlane.dispose(), () => front.detach()],
+        release: [() => cluster?.close(), () => ws.close(), () => sse.close(), () => adminPlane.dispose(), () => front.detach()],
       });
       return closed;
     },

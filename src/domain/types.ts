@@ -110,6 +110,8 @@ export type ResyncReason = 'history_truncated' | 'history_unavailable' | 'unknow
 export interface Audience {
   /** The sending/joining connection, which does not get its own event. */
   exceptConnection?: ConnectionId;
+  /** The sending client's connections (a `clientKey`: its SSE streams, for a send over HTTP). */
+  exceptClient?: string;
   /** The typing user's own connections do not get its typing events. */
   exceptUser?: UserId;
   /** Only these users' connections (delivery reports, ack re-sends). */

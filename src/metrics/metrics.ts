@@ -26,7 +26,16 @@ export function createMetrics(service: RealtimeService, cluster?: { broker: Redi
   const registers = [registry];
   const counts = () => service.figures.counts();
 
-  new Gauge({ name: 'realtime_connections', help: 'Open WebSocket connections on this node.', registers, collect() { this.set(counts().connections); } });
+  new Gauge({ name: 'realtime_connections', help: 'Open connections on this node (WebSockets and SSE streams).', registers, collect() { this.set(counts().connections); } });
+  new Gauge({
+    name: 'realtime_connections_by_transport',
+    help: 'Open connections on this node by transport (websocket, sse: one per stream).',
+    labelNames: ['transport'],
+    registers,
+    collect() {
+      for (const [transport, count] of Object.entries(service.figures.connectionsByTransport())) this.set({ transport }, count);
+    },
+  });
   new Gauge({ name: 'realtime_rooms_active', help: 'Rooms with at least one member on this node.', registers, collect() { this.set(counts().rooms); } });
   new Gauge({ name: 'realtime_users', help: 'Distinct connected users on this node.', registers, collect() { this.set(counts().users); } });
   if (edge) {

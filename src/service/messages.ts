@@ -9,7 +9,7 @@ import type { RoomRegistry } from '../rooms/room-registry.ts';
 import { ExpiringMap } from '../util/expiring-map.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
 import type { ServiceStats } from './stats.ts';
-import type { SendInput } from './types.ts';
+import { clientKey, type SendInput } from './types.ts';
 
 export interface MessagesDeps {
   config: Pick<Config, 'maxMessageBytes' | 'maxPendingAcksPerSender' | 'ackTimeoutMs' | 'historyTtlMs' | 'maxRetainedRecords' | 'messageRatePerSec' | 'messageRateBurst'>;
@@ -96,7 +96,9 @@ export class Messages {
         ackRequired,
       },
     };
-    const audience: Audience = input.echo || input.connectionId === null ? {} : { exceptConnection: input.connectionId };
+    const audience: Audience = input.echo
+      ? {}
+      : { ...(input.connectionId !== null && { exceptConnection: input.connectionId }), ...(input.clientId !== undefined && { exceptClient: clientKey(input.principal.userId, input.clientId) }) };
     if (expected) {
       // Tracked before it is published: in a cluster an ack from another node may come back at once.
       const timeoutMs = typeof input.ack === 'object' ? input.ack.timeoutMs : this.config.ackTimeoutMs;

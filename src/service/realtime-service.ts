@@ -13,9 +13,10 @@ import { Messages } from './messages.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ServiceStats } from './stats.ts';
 import { Subscriptions } from './subscriptions.ts';
-import type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriptionHandle, SubscriptionInput } from './types.ts';
+import type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriptionHandle, SubscriptionInput, TransportKind } from './types.ts';
 
-export type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriberSink, SubscriptionHandle, SubscriptionInput } from './types.ts';
+export type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriberSink, SubscriptionHandle, SubscriptionInput, TransportKind } from './types.ts';
+export { clientKey } from './types.ts';
 export type { EventId } from '../domain/types.ts';
 
 /**
@@ -40,6 +41,7 @@ export class RealtimeService {
   /** The read model for the admin plane, metrics and the cluster (snapshots and counters). */
   readonly figures: ServiceFigures = {
     counts: () => this.registry.counts(),
+    connectionsByTransport: () => ({ ...this.byTransport }),
     roomIds: () => this.registry.roomIds(),
     room: (roomId) => this.registry.snapshot(roomId),
     typingUsers: (roomId) => this.typing.typingUsers(roomId),
@@ -49,6 +51,7 @@ export class RealtimeService {
     stats: this.stats,
   };
   private readonly connections = new Map<ConnectionId, ConnectionHandle>();
+  private readonly byTransport: Record<TransportKind, number> = { websocket: 0, sse: 0 };
   private readonly presenceParts: PresenceAnnouncer;
   private readonly messages: Messages;
   private readonly subscriptions: Subscriptions;
@@ -113,13 +116,17 @@ export class RealtimeService {
       throw new DomainError('LIMIT_EXCEEDED', `too many connections for user ${userId} on this node (max ${this.config.maxConnectionsPerUser}); close one first`);
     }
     this.connections.set(connection.id, connection);
+    this.byTransport[connection.transport] += 1;
     this.registry.connect(connection.id, { userId, ...(name !== undefined && { name }) });
     this.presenceParts.connected(userId);
   }
 
   /** The socket is gone: every room it was in sees the user disconnect (after the grace period). */
   closeConnection(connectionId: ConnectionId): void {
-    if (!this.connections.delete(connectionId)) return;
+    const connection = this.connections.get(connectionId);
+    if (!connection) return;
+    this.connections.delete(connectionId);
+    this.byTransport[connection.transport] -= 1;
     this.presenceParts.disconnected(connectionId);
   }
 

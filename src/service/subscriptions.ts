@@ -170,7 +170,7 @@ export class Subscriptions {
         // A user never hears its own presence live (the event skips the joining connection,
         // and no other tab exists then); a replay from an older point must not show it either.
         if (isOwnPresence(envelope, userId)) continue;
-        if (isFor(envelope.audience, connection.id, userId) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
+        if (isFor(envelope.audience, connection.id, userId, connection.clientKey) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
       }
       // Live events that came in meanwhile; those at or before the position (or covered by the
       // replay) are dropped. Ack re-sends are not: they carry ids of their own (deliver).
@@ -224,7 +224,7 @@ export class Subscriptions {
     if (!set) return;
     let written = 0;
     for (const sub of set) {
-      if (!isFor(envelope.audience, sub.connection.id, sub.userId)) continue;
+      if (!isFor(envelope.audience, sub.connection.id, sub.userId, sub.connection.clientKey)) continue;
       if (sub.held) {
         if (sub.held.length >= MAX_HELD_EVENTS) this.closeSlowConsumer(sub);
         else sub.held.push({ envelope, redelivery });
@@ -368,8 +368,9 @@ function isOwnPresence(envelope: RoomEnvelope, userId: UserId): boolean {
   return (event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId;
 }
 
-function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId): boolean {
+function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId, clientKey: string | undefined): boolean {
   if (audience.exceptConnection === connectionId) return false;
+  if (audience.exceptClient !== undefined && audience.exceptClient === clientKey) return false;
   if (audience.exceptUser === userId) return false;
   if (audience.onlyUsers && !audience.onlyUsers.includes(userId)) return false;
   return true;

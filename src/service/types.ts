@@ -10,10 +10,25 @@ import type { PresenceStore } from '../presence/presence-store.ts';
 /** Why the server ends a connection; the transport maps each to a WebSocket close code. */
 export type CloseReason = 'slow_consumer' | 'token_expired' | 'kicked' | 'room_closed' | 'shutdown';
 
+/** One client's key: client ids are chosen by clients, so they are scoped by the user. */
+export function clientKey(userId: UserId, clientId: string): string {
+  return `${userId}\u0000${clientId}`;
+}
+
+/** How a connection reaches us: a WebSocket, or one SSE stream (which carries one subscription). */
+export type TransportKind = 'websocket' | 'sse';
+
 /** What the service needs of a live connection; the transport provides it. */
 export interface ConnectionHandle {
   id: ConnectionId;
   principal: Principal;
+  readonly transport: TransportKind;
+  /**
+   * The client this connection belongs to, as `clientKey(userId, clientId)` — set when the client
+   * named itself (`clientId` in the `conversation.events` input). A send over HTTP naming the same
+   * `clientId` is not delivered to it (its own streams), unless `echo`.
+   */
+  readonly clientKey?: string;
   /**
    * Bytes queued for this connection that the network has not taken (frames written in the
    * current loop turn, which leave when it ends, not counted).
@@ -27,6 +42,8 @@ export interface SendInput {
   principal: Principal;
   /** The sending connection (excluded from the broadcast unless `echo`); null over HTTP. */
   connectionId: ConnectionId | null;
+  /** The sending client's id (HTTP sends beside SSE streams): its streams are excluded unless `echo`. */
+  clientId?: string;
   conversationId: RoomId;
   body: string;
   clientMessageId?: string;
@@ -77,6 +94,8 @@ export interface ServiceSeams {
 export interface ServiceFigures {
   /** Rooms with a member, open connections and distinct users on this node. */
   counts(): { rooms: number; connections: number; users: number };
+  /** Open connections on this node by transport (an SSE stream counts as one). */
+  connectionsByTransport(): Record<TransportKind, number>;
   roomIds(): RoomId[];
   /** One room's membership on this node; undefined when nobody is in it. */
   room(roomId: RoomId): RoomSnapshot | undefined;

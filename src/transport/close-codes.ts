@@ -73,3 +73,29 @@ function truncateUtf8(text: string, maxBytes: number): string {
 export function shouldReconnect(code: number): boolean {
   return !(code >= TERMINAL_RANGE[0] && code <= TERMINAL_RANGE[1]);
 }
+
+/**
+ * How an SSE stream ends for each reason — SSE has no close codes. tRPC's `httpSubscriptionLink`
+ * reconnects (with `Last-Event-ID`) when a stream simply ends, or after an error whose code it
+ * counts as retryable (SERVICE_UNAVAILABLE); any other error ends the subscription for good.
+ *   reset: the response is destroyed (a slow consumer's backlog is dropped, not flushed); it
+ *          reconnects and resumes from its last event id;
+ *   end:   ended cleanly without `return`: it reconnects and is authenticated again;
+ *   error: a `serialized-error` event, then the end.
+ */
+export type StreamEnd = { how: 'reset' } | { how: 'end' } | { how: 'error'; code: 'SERVICE_UNAVAILABLE' | 'FORBIDDEN'; message: string };
+
+export function streamEndFor(reason: CloseReason, detail?: string): StreamEnd {
+  const text = (base: string) => (detail ? `${base}: ${detail}` : base);
+  switch (reason) {
+    case 'slow_consumer':
+      return { how: 'reset' };
+    case 'token_expired':
+      return { how: 'end' };
+    case 'shutdown':
+      return { how: 'error', code: 'SERVICE_UNAVAILABLE', message: text('server shutting down: reconnect and resume') };
+    case 'kicked':
+    case 'room_closed':
+      return { how: 'error', code: 'FORBIDDEN', message: text('disconnected by an administrator') };
+  }
+}

@@ -14,8 +14,14 @@ export const conversationIdSchema = z
   .max(128, 'must be at most 128 characters')
   .regex(CONVERSATION_ID_PATTERN, 'must contain only A-Z a-z 0-9 _ . : -');
 
-/** `conversation.events` input; the WebSocket transport validates with this same schema. */
-export const eventsInputSchema = z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish() });
+/**
+ * A client's own id (chosen by the client, scoped by its user): named in the `conversation.events`
+ * input of its SSE streams and in its sends over HTTP, it keeps those sends off its own streams.
+ */
+const clientIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ -');
+
+/** `conversation.events` input; the WebSocket and SSE transports validate with this same schema. */
+export const eventsInputSchema = z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish(), clientId: clientIdSchema.optional() });
 
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
 
@@ -29,15 +35,16 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
   const conversation = t.router({
     /**
      * Joins the room and streams its events; resumes after `lastEventId` when given. Served by
-     * the WebSocket transport (transport/ws/connection.ts) with this same input schema and the
-     * same checks; this definition types it for clients.
+     * the WebSocket transport (transport/ws/connection.ts) and the SSE transport
+     * (transport/sse/transport.ts, GET) with this same input schema and the same checks; this
+     * definition types it for clients.
      */
     events: authedProcedure
       .input(eventsInputSchema)
       // eslint-disable-next-line require-yield -- a type for clients; the transport serves the stream
       .subscription(async function* (): AsyncGenerator<TrackedEnvelope<RoomEvent>, void> {
         // Thrown while the stream is read, after the middleware's mapping: mapped here.
-        throw trpcErrorOf(new DomainError('WEBSOCKET_REQUIRED', 'conversation.events is served over WebSocket at /trpc'));
+        throw trpcErrorOf(new DomainError('WEBSOCKET_REQUIRED', 'conversation.events is served over WebSocket at /trpc and over SSE (GET /trpc/conversation.events)'));
       }),
 
     presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {
@@ -90,6 +97,7 @@ export function createHotCalls({ service, authorize }: RouterDeps) {
     clientMessageId: z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters').optional(),
     ack: z.union([z.boolean(), z.object({ timeoutMs: z.number().int().min(1).max(3_600_000) })]).optional(),
     echo: z.boolean().optional(),
+    clientId: clientIdSchema.optional(),
   });
   const ackInput = z.object({ conversationId: conversationIdSchema, messageId: messageIdSchema });
   const typingInput = z.object({ conversationId: conversationIdSchema, isTyping: z.boolean() });
@@ -107,6 +115,7 @@ export function createHotCalls({ service, authorize }: RouterDeps) {
           ...(input.clientMessageId !== undefined && { clientMessageId: input.clientMessageId }),
           ...(input.ack !== undefined && { ack: input.ack }),
           ...(input.echo !== undefined && { echo: input.echo }),
+          ...(input.clientId !== undefined && { clientId: input.clientId }),
         });
       },
     },

@@ -186,7 +186,7 @@ describe('issue #4: a slow consumer during a flood', () => {
   });
 });
 
-/** Resolves after the frames queued in this loop turn have been written (src/transport/ws/writer.ts flushes on setImmediate). */
+/** Resolves after the frames queued in this loop turn have been written (src/transport/writer.ts flushes on setImmediate). */
 function written(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -15,7 +15,7 @@ import { describeZodError, toTRPCError, trpcErrorOf } from '../trpc-errors.ts';
 import { assertNotExpired, requireAccess, type Authorize, type Context } from '../trpc.ts';
 import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
 import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
-import type { FrameWriter } from './writer.ts';
+import type { FrameWriter } from '../writer.ts';
 
 /** Input that fails its schema: BAD_REQUEST whose issues the error formatter lists. */
 const invalidInput = (error: z.ZodError) => new DomainError('INVALID_INPUT', `Invalid input: ${describeZodError(error)}`, undefined, error);
@@ -73,6 +73,7 @@ interface EventsSubscription {
 export class WsConnection implements ConnectionHandle {
   /** The service's id for it; assigned once authenticated. */
   id = '';
+  readonly transport = 'websocket' as const;
   principal!: Principal;
   phase: Phase;
   ctx: Context | null = null;
@@ -95,7 +96,7 @@ export class WsConnection implements ConnectionHandle {
   private unauthenticated = true;
 
   readonly ws: WebSocket;
-  /** The socket the upgrade came on (writer.ts writes frames to it). */
+  /** The socket the upgrade came on (the writer's frames go to it). */
   readonly socket: Duplex;
   /** The upgrade request, for `authenticate` (cookies, say); let go once authenticated. */
   private req: IncomingMessage | null;
@@ -120,6 +121,11 @@ export class WsConnection implements ConnectionHandle {
 
   send(frame: Buffer): void {
     this.shared.writer.write(this, frame);
+  }
+
+  /** The writer's way out: this turn's frames, to the upgrade's socket. */
+  writeOut(data: Buffer): void {
+    this.socket.write(data);
   }
 
   // ---------------------------------------------------------------- inbound

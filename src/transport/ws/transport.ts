@@ -9,7 +9,7 @@ import { WsConnection, type WsShared } from './connection.ts';
 import { EventFrames, PING_FRAME, RECONNECT_FRAME } from './frames.ts';
 import { safeSuperjson } from '../safe-superjson.ts';
 import { Replies } from './protocol.ts';
-import { FrameWriter } from './writer.ts';
+import { FrameWriter } from '../writer.ts';
 import { LogLimiter } from '../../util/log-limiter.ts';
 
 export interface WsTransportOptions extends Omit<WsShared, 'router' | 'replies' | 'frames' | 'writer' | 'forget' | 'unauthenticated' | 'maxBatch' | 'protocolError'> {

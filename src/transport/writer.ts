@@ -1,9 +1,10 @@
-import type { Duplex } from 'node:stream';
-
-/** What the writer needs of a connection: its socket and a slot for this turn's frames. */
+/** What the writer needs of a connection: where its bytes go and a slot for this turn's frames. */
 export interface Writable {
-  /** The TCP socket the upgrade came on; `ws` frames onto the same one. */
-  readonly socket: Duplex;
+  /**
+   * Writes this turn's frames out: a WebSocket to the TCP socket the upgrade came on (`ws`
+   * frames onto the same one), an SSE stream to its HTTP response (chunked).
+   */
+  writeOut(data: Buffer): void;
   /** Open: frames may still be written. */
   isOpen(): boolean;
   pendingFrames: Buffer[] | null;
@@ -11,10 +12,11 @@ export interface Writable {
 
 /**
  * Coalesced writes: the frames written to one connection in one loop turn leave together, in
- * one `write` (one syscall), when the turn ends (setImmediate). Frames are complete WebSocket
+ * one `write` (one syscall), when the turn ends (setImmediate). WebSocket frames are complete
  * frames written to the upgrade's socket beside `ws`'s own writes (close and protocol pong
  * frames); permessage-deflate is off, so `ws` writes each of its frames synchronously and whole,
- * and frames never interleave. One writer per server: two servers in a process share nothing.
+ * and frames never interleave. SSE events go to their response as one chunk per turn. One
+ * writer per transport of a server: two servers in a process share nothing.
  */
 export class FrameWriter {
   private dirty: Writable[] = [];
@@ -46,7 +48,7 @@ export class FrameWriter {
       to.pendingFrames = null;
       // Closing: dropped; the client resumes from the last event id it received.
       if (!frames || !to.isOpen()) continue;
-      to.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+      to.writeOut(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
     }
   }
 }
