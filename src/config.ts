@@ -54,6 +54,8 @@ export const envSchema = z.object({
   REDIS_URL: z.string().url({ protocol: /^rediss?$/, message: secretRule('must be a redis:// or rediss:// URL') }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // ---- ours ----
+  /** Presence changes after a leading single event are coalesced into one `presence_diff` per window this long; 0 = off. */
+  PRESENCE_BATCH_MS: int(0, 60_000).default(50),
   /** Per-user message rate (token bucket refill per second) and burst. */
   MESSAGE_RATE_PER_SEC: int(1).default(50),
   MESSAGE_RATE_BURST: int(1).default(100),
@@ -147,6 +149,7 @@ export interface Config {
   ackRetryMs: number;
   typingTimeoutMs: number;
   presenceGraceMs: number;
+  presenceBatchMs: number;
   historySize: number;
   historyTtlMs: number;
   maxMessageBytes: number;
@@ -245,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ackRetryMs: e.ACK_RETRY_MS,
     typingTimeoutMs: e.TYPING_TIMEOUT_MS,
     presenceGraceMs: e.PRESENCE_GRACE_MS,
+    presenceBatchMs: e.PRESENCE_BATCH_MS,
     historySize: e.HISTORY_SIZE,
     historyTtlMs: e.HISTORY_TTL_MS,
     maxMessageBytes,

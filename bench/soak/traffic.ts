@@ -273,6 +273,7 @@ export class SoakTraffic implements ChurnHost {
       case 'user_joined':
       case 'user_left':
       case 'user_disconnected':
+      case 'presence_diff':
       case 'conversation_updated':
       case 'system':
       case 'subscribed':

@@ -12,8 +12,10 @@ import { WebSocket as NodeWebSocket } from 'ws';
 import type { AppRouter } from '../../src/transport/router.ts';
 import type { RoomEvent, SendResult, MemberPresence, DeliveryReport, PendingDeliveryReport } from '../../src/domain/types.ts';
 import { shouldReconnect } from '../../src/transport/close-codes.ts';
+import { PresenceModel, type PresenceView } from './presence-model.ts';
 
 export type { AppRouter, RoomEvent, SendResult, MemberPresence, DeliveryReport };
+export type { PresenceMember, PresenceView } from './presence-model.ts';
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -74,6 +76,10 @@ export interface Conversation extends AsyncIterable<{ id: string; event: RoomEve
   next<TType extends RoomEvent['type']>(type: TType, predicate?: (event: Extract<RoomEvent, { type: TType }>) => boolean, timeoutMs?: number): Promise<Extract<RoomEvent, { type: TType }>>;
   /** Resolves once the server has started the subscription. */
   readonly started: Promise<void>;
+  /** Who is here now (with typing), one model whatever the wire: snapshot, single events, `presence_diff`, pages. */
+  readonly presence: PresenceView;
+  /** Called after every change of `presence`; returns its remover. */
+  onPresence(callback: (presence: PresenceView) => void): () => void;
   leave(): void;
 }
 
@@ -229,12 +235,16 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         if (!done && !closed) subscription = subscribe(lastEventId);
       }, wait + Math.floor(Math.random() * 100));
     };
+    const presenceModel = new PresenceModel(
+      (after) => gated(null, () => trpc.conversation.presence.query({ conversationId, ...(after !== undefined && { after }) })),
+    );
     const subscribe = (from: string | undefined) => trpc.conversation.events.subscribe(
       { conversationId, ...(from !== undefined && { lastEventId: from }) },
       {
         onStarted: () => markStarted(),
         onData: ({ id, data: event }) => {
           if (event.type === 'subscribed') {
+            presenceModel.apply(event);
             // The stream's position and who is here: for `on('subscribed')` listeners only.
             lastEventId = id;
             for (const listener of listeners) if (listener !== joinOptions.onEvent) listener(event, id);
@@ -255,6 +265,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           lastEventId = id;
           if (duplicate) return;
           remember(seen, original);
+          presenceModel.apply(event);
           for (const listener of listeners) listener(event, id);
           const item = { id, event };
           const waiter = iterWaiters.shift();
@@ -274,6 +285,10 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
         return lastEventId;
       },
       started,
+      get presence() {
+        return presenceModel.view;
+      },
+      onPresence: (callback) => presenceModel.onChange(callback),
       on(type, listener) {
         const wrapped = (event: RoomEvent, id: string) => {
           if (event.type === type) (listener as (e: RoomEvent, id: string) => void)(event, id);
@@ -375,7 +390,15 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     send,
     ack: (conversationId, messageId) => gated(null, () => trpc.message.ack.mutate({ conversationId, messageId })).catch((e: unknown) => Promise.reject(explain(e))),
     setTyping,
-    presence: async (conversationId) => (await gated(null, () => trpc.conversation.presence.query({ conversationId })).catch((e: unknown) => Promise.reject(explain(e)))).members,
+    presence: async (conversationId) => {
+      const members: MemberPresence[] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await gated(null, () => trpc.conversation.presence.query({ conversationId, ...(after !== undefined && { after }) })).catch((e: unknown) => Promise.reject(explain(e)));
+        members.push(...page.members);
+        if (page.next === null) return members;
+        after = page.next;
+      }
+    },
     deliveryStatus: (messageId) => gated(null, () => trpc.message.deliveryStatus.query({ messageId })).catch((e: unknown) => Promise.reject(explain(e))),
     async close() {
       if (closed) return;

@@ -65,6 +65,11 @@ function describe(event: RoomEvent): string | null {
       return `* ${event.userId} left`;
     case 'user_disconnected':
       return `* ${event.userId} disconnected`;
+    case 'presence_diff': {
+      const names = (list: ReadonlyArray<{ userId: string; name?: string }>) => (list.length > 5 ? `${list.slice(0, 5).map((u) => u.name ?? u.userId).join(', ')} and ${list.length - 5} more` : list.map((u) => u.name ?? u.userId).join(', '));
+      const parts = [event.joins.length > 0 && `${names(event.joins)} joined`, event.leaves.length > 0 && `${names(event.leaves)} left`].filter(Boolean);
+      return parts.length > 0 ? `* ${parts.join('; ')}` : null;
+    }
     case 'typing':
       if (event.isTyping) typingUsers.add(event.userId);
       else typingUsers.delete(event.userId);

@@ -196,6 +196,15 @@ export class RedisPresence implements PresenceStore, ClusterPresenceEvents {
     return [...byUser.values()];
   }
 
+  /** Present anywhere: counted on a live node or a ghost of a dead one (for the presence diff's re-check). */
+  async present(roomId: RoomId, userIds: UserId[]): Promise<ReadonlySet<UserId>> {
+    this.options.redis.assertAvailable();
+    if (userIds.length === 0) return new Set();
+    const { keys } = this.options;
+    const [users, ghosts] = await Promise.all([this.options.redis.cmd.hmget(keys.presenceUsers(roomId), ...userIds), this.options.redis.cmd.hmget(keys.presenceGhosts(roomId), ...userIds)]);
+    return new Set(userIds.filter((_, i) => users[i] !== null || ghosts[i] !== null));
+  }
+
   async userRooms(userId: UserId): Promise<RoomId[]> {
     this.options.redis.assertAvailable();
     return (await this.options.redis.cmd.smembers(this.options.keys.userRooms(userId))).sort();

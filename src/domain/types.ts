@@ -77,6 +77,12 @@ export type RoomEvent =
   | (EventBase & { type: 'user_joined'; userId: UserId; name?: string })
   | (EventBase & { type: 'user_left'; userId: UserId })
   | (EventBase & { type: 'user_disconnected'; userId: UserId })
+  /**
+   * Presence changes coalesced over PRESENCE_BATCH_MS (after a leading single event): net per
+   * user against what this node last announced, each user at most once. To every subscriber
+   * (so a live diff may list the subscriber's own user).
+   */
+  | (EventBase & { type: 'presence_diff'; joins: PresenceJoin[]; leaves: PresenceLeave[] })
   | (EventBase & { type: 'typing'; userId: UserId; isTyping: boolean })
   | (EventBase & { type: 'message_delivered'; report: DeliveryReport })
   | (EventBase & { type: 'conversation_updated'; changes: Record<string, unknown> })
@@ -125,6 +131,16 @@ export interface RoomEnvelope {
   audience: Audience;
   /** When it was published, epoch ms with sub-ms precision (internal: for latency, never sent). */
   publishedAt?: number;
+}
+
+export interface PresenceJoin {
+  userId: UserId;
+  name?: string;
+}
+
+export interface PresenceLeave {
+  userId: UserId;
+  reason: 'left' | 'disconnected';
 }
 
 export interface MemberPresence {

@@ -23,6 +23,12 @@ export interface PresenceStore {
    * snapshot). Optional: without it the service takes the first `limit` of `members`.
    */
   someMembers?(roomId: RoomId, limit: number): Promise<{ members: MemberPresence[]; count: number }>;
+  /**
+   * Which of `userIds` are present in the room anywhere now (ghosts included). Optional: a
+   * cluster store answers it so a presence diff that waited a window can be re-checked against
+   * what other nodes announced meanwhile (service/presence-batch.ts); one node needs no re-check.
+   */
+  present?(roomId: RoomId, userIds: UserId[]): Promise<ReadonlySet<UserId>>;
   /** Rooms in which the user has at least one connection. */
   userRooms(userId: UserId): Promise<RoomId[]>;
   /**

@@ -7,11 +7,12 @@ import type { ClusterPresenceEvents, PresenceStore } from '../presence/presence-
 import type { JoinResult, RoomRegistry } from '../rooms/room-registry.ts';
 import type { TypingTracker } from '../typing/typing-tracker.ts';
 import { TokenBuckets } from '../util/token-bucket.ts';
+import { PresenceBatch } from './presence-batch.ts';
 import { PresenceGrace } from './presence-grace.ts';
 import type { ConnectionHandle } from './types.ts';
 
 export interface PresenceAnnouncerDeps {
-  config: Pick<Config, 'presenceGraceMs' | 'typingRatePerSec'>;
+  config: Pick<Config, 'presenceGraceMs' | 'presenceBatchMs' | 'typingRatePerSec'>;
   registry: RoomRegistry;
   typing: TypingTracker;
   log: Logger;
@@ -32,6 +33,8 @@ export interface PresenceAnnouncerDeps {
 export class PresenceAnnouncer {
   readonly store: PresenceStore;
   private readonly grace: PresenceGrace;
+  /** Coalesces presence announcements per room (PRESENCE_BATCH_MS; presence-batch.ts). */
+  readonly batch: PresenceBatch;
   private readonly typingRate: TokenBuckets;
   private readonly registry: RoomRegistry;
   private readonly typing: TypingTracker;
@@ -43,6 +46,13 @@ export class PresenceAnnouncer {
     this.grace = new PresenceGrace(deps.config.presenceGraceMs, (roomId, userId) => this.announceDeparture(roomId, userId, 'user_disconnected'));
     this.store = deps.store ?? new LocalPresence(this.registry, this.typing, (roomId) => this.grace.inRoom(roomId));
     this.typingRate = new TokenBuckets(deps.config.typingRatePerSec, deps.config.typingRatePerSec * 2);
+    const store = this.store;
+    this.batch = new PresenceBatch({
+      batchMs: deps.config.presenceBatchMs,
+      log: this.log,
+      emit: (roomId, event, audience) => this.emit(roomId, event, audience),
+      ...(store.present && { present: (roomId: RoomId, userIds: UserId[]) => store.present!(roomId, userIds) }),
+    });
   }
 
   /** A connection opened: the store learns the user is connected (on its first connection). */
@@ -56,7 +66,7 @@ export class PresenceAnnouncer {
     if (join.userJoined && !this.grace.cancel(roomId, userId)) {
       const user = { userId, ...(name !== undefined && { name }) };
       if (await this.store.arrived(roomId, user)) {
-        this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, { exceptConnection: connection.id });
+        this.batch.change(roomId, { kind: 'join', ...user, exceptConnection: connection.id });
       }
     }
     this.sync(roomId, userId);
@@ -107,16 +117,16 @@ export class PresenceAnnouncer {
 
   /** Wires a cluster presence store's own announcements (re-asserted users, expired ghosts). */
   bindCluster(presence: ClusterPresenceEvents): void {
-    presence.onReappeared = (roomId, user) => this.emit(roomId, { type: 'user_joined', conversationId: roomId, at: new Date(), ...user }, {});
-    presence.onGhostExpired = (roomId, userId) => this.emit(roomId, { type: 'user_disconnected', conversationId: roomId, at: new Date(), userId }, {});
-    presence.onDeferredDeparture = (roomId, userId, how) => this.emit(roomId, { type: how, conversationId: roomId, at: new Date(), userId }, {});
+    presence.onReappeared = (roomId, user) => this.batch.change(roomId, { kind: 'join', ...user });
+    presence.onGhostExpired = (roomId, userId) => this.batch.change(roomId, { kind: 'leave', userId, reason: 'disconnected' });
+    presence.onDeferredDeparture = (roomId, userId, how) => this.batch.change(roomId, { kind: 'leave', userId, reason: how === 'user_left' ? 'left' : 'disconnected' });
   }
 
   /** Tells the room the user is gone, if the presence store says it is gone everywhere. */
   private announceDeparture(roomId: RoomId, userId: UserId, type: 'user_left' | 'user_disconnected'): void {
     this.store.departed(roomId, userId, type).then(
       (gone) => {
-        if (gone) this.emit(roomId, { type, conversationId: roomId, at: new Date(), userId }, {});
+        if (gone) this.batch.change(roomId, { kind: 'leave', userId, reason: type === 'user_left' ? 'left' : 'disconnected' });
       },
       (error: unknown) => this.log.error({ err: error, roomId, userId }, 'presence update failed'),
     );
@@ -153,6 +163,18 @@ export class PresenceAnnouncer {
     return this.store.userRooms(userId);
   }
 
+  /**
+   * One page of `conversation.presence`: members ordered by user id, after `after`, at most
+   * `limit`; `next` is the last listed user id when more follow (pass it as `after`).
+   */
+  async page(roomId: RoomId, after: UserId | undefined, limit: number): Promise<{ members: MemberPresence[]; memberCount: number; next: UserId | null }> {
+    const all = (await this.store.members(roomId)).sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+    const from = after === undefined ? 0 : all.findIndex((m) => m.userId > after);
+    const members = from < 0 ? [] : all.slice(from, from + limit);
+    const more = from >= 0 && from + limit < all.length;
+    return { members, memberCount: all.length, next: more ? members.at(-1)!.userId : null };
+  }
+
   async someMembers(roomId: RoomId, limit: number): Promise<{ members: MemberPresence[]; count: number }> {
     if (this.store.someMembers) return this.store.someMembers(roomId, limit);
     const all = await this.store.members(roomId);
@@ -166,6 +188,7 @@ export class PresenceAnnouncer {
 
   close(): void {
     this.grace.close();
+    this.batch.close();
   }
 
   /** Grace timers running (for leak checks). */

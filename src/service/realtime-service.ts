@@ -19,6 +19,9 @@ export type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceS
 export { clientKey } from './types.ts';
 export type { EventId } from '../domain/types.ts';
 
+/** Presence events: they never wait for a pending presence diff (they are what it orders). */
+const PRESENCE_TYPES: ReadonlySet<RoomEvent['type']> = new Set(['user_joined', 'user_left', 'user_disconnected', 'presence_diff']);
+
 /**
  * The realtime core's one entry: a facade over parts with one job each —
  * subscriptions (subscriptions.ts: replay, fan-out, slow consumers), messages (messages.ts: the
@@ -183,6 +186,11 @@ export class RealtimeService {
     this.presenceParts.broadcastTyping(conversationId, userId, isTyping);
   }
 
+  /** One page of members ordered by user id (`conversation.presence`). */
+  presencePage(conversationId: RoomId, after: UserId | undefined, limit: number): Promise<{ members: MemberPresence[]; memberCount: number; next: UserId | null }> {
+    return this.presenceParts.page(conversationId, after, limit);
+  }
+
   /** Members of the room: connected users plus those inside their reconnect grace period. */
   presence(conversationId: RoomId): Promise<MemberPresence[]> {
     return this.presenceParts.members(conversationId);
@@ -232,7 +240,12 @@ export class RealtimeService {
 
   private publish(roomId: RoomId, event: RoomEvent, audience: Audience, options: { store?: boolean; queue?: boolean } = {}): Promise<RoomEnvelope> {
     this.stats.published(event.type);
-    return this.broker.publish(roomId, event, { audience, store: options.store ?? true, queueWhileUnavailable: options.queue ?? false });
+    const store = options.store ?? true;
+    const go = () => this.broker.publish(roomId, event, { audience, store, queueWhileUnavailable: options.queue ?? false });
+    // The room's pending presence diff goes first (a message never precedes its sender's join);
+    // in a cluster it may be awaiting its re-check, and later publishes of the room wait behind it.
+    const before = store && !PRESENCE_TYPES.has(event.type) ? this.presenceParts.batch.beforePublish(roomId) : undefined;
+    return before ? before.then(go) : go();
   }
 
   /**
@@ -287,6 +300,8 @@ export class RealtimeService {
       pendingAcks: this.acks.pendingCount,
       typing: this.typing.size(),
       graceTimers: this.presenceParts.graceTimers(),
+      presenceWindows: this.presenceParts.batch.size().windows,
+      presencePending: this.presenceParts.batch.size().pending,
       registryListeners: this.registry.events.count(),
     };
   }

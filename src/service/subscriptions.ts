@@ -166,10 +166,12 @@ export class Subscriptions {
         this.writeOwn(sub, envelope);
         this.countDeliveries(envelope, 1, false);
       }
-      for (const envelope of replay) {
+      for (const stored of replay) {
         // A user never hears its own presence live (the event skips the joining connection,
-        // and no other tab exists then); a replay from an older point must not show it either.
-        if (isOwnPresence(envelope, userId)) continue;
+        // and no other tab exists then); a replay from an older point must not show it either —
+        // nor a replayed `presence_diff` (its own entries are left out of it, an empty one skipped).
+        const envelope = withoutOwnPresence(stored, userId);
+        if (!envelope) continue;
         if (isFor(envelope.audience, connection.id, userId, connection.clientKey) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
       }
       // Live events that came in meanwhile; those at or before the position (or covered by the
@@ -363,9 +365,13 @@ function isCovered(eventId: EventId, cutoff: ParsedEventId): boolean {
   return order !== null && order <= 0;
 }
 
-function isOwnPresence(envelope: RoomEnvelope, userId: UserId): boolean {
+function withoutOwnPresence(envelope: RoomEnvelope, userId: UserId): RoomEnvelope | null {
   const { event } = envelope;
-  return (event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId;
+  if ((event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId) return null;
+  if (event.type !== 'presence_diff' || !(event.joins.some((j) => j.userId === userId) || event.leaves.some((l) => l.userId === userId))) return envelope;
+  const joins = event.joins.filter((j) => j.userId !== userId);
+  const leaves = event.leaves.filter((l) => l.userId !== userId);
+  return joins.length + leaves.length === 0 ? null : { ...envelope, event: { ...event, joins, leaves } };
 }
 
 function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId, clientKey: string | undefined): boolean {

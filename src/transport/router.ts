@@ -23,6 +23,15 @@ const clientIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64
 /** `conversation.events` input; the WebSocket and SSE transports validate with this same schema. */
 export const eventsInputSchema = z.object({ conversationId: conversationIdSchema, lastEventId: z.string().max(128).nullish(), clientId: clientIdSchema.optional() });
 
+/** Most members one `conversation.presence` page lists (and its default). */
+export const PRESENCE_PAGE_LIMIT = 1000;
+
+const presenceInputSchema = z.object({
+  conversationId: conversationIdSchema,
+  after: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters').nullish(),
+  limit: z.number().int('must be a whole number').min(1, 'must be at least 1').max(PRESENCE_PAGE_LIMIT, `must be at most ${PRESENCE_PAGE_LIMIT}`).optional(),
+});
+
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
 
 export interface RouterDeps {
@@ -47,9 +56,10 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
         throw trpcErrorOf(new DomainError('WEBSOCKET_REQUIRED', 'conversation.events is served over WebSocket at /trpc and over SSE (GET /trpc/conversation.events)'));
       }),
 
-    presence: authedProcedure.input(z.object({ conversationId: conversationIdSchema })).query(async ({ ctx, input }) => {
+    /** Present members ordered by user id, in pages: pass `next` as `after` until it is null. */
+    presence: authedProcedure.input(presenceInputSchema).query(async ({ ctx, input }) => {
       await requireAccess(authorize, ctx.principal, input.conversationId);
-      return { members: await service.presence(input.conversationId) };
+      return service.presencePage(input.conversationId, input.after ?? undefined, input.limit ?? PRESENCE_PAGE_LIMIT);
     }),
 
     /** The conversations the caller is present in, with its connection count in each. */

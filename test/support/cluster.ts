@@ -30,6 +30,8 @@ const STOP_GRACE_MS = 5000;
  */
 const NODE_DEFAULTS: Record<string, string> = {
   PRESENCE_GRACE_MS: '0',
+  // Single presence events (as startTestApp): the batching's own tests set PRESENCE_BATCH_MS.
+  PRESENCE_BATCH_MS: '0',
   SHUTDOWN_DRAIN_MS: '200',
 };
 

@@ -23,6 +23,9 @@ export async function startTestApp(options: RealtimeServerOptions = {}): Promise
   const app = createRealtimeServer({
     authSecret: TEST_SECRET,
     presenceGraceMs: 0,
+    // Single presence events, as before batching, so tests asserting exact event sequences stay
+    // exact; the batching's own tests (presence-batch, presence-storm) set it.
+    presenceBatchMs: 0,
     shutdownDrainMs: 200,
     env: { LOG_LEVEL: 'silent' },
     ...options,
