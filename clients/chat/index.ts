@@ -12,9 +12,11 @@ import { WebSocket as NodeWebSocket } from 'ws';
 import type { AppRouter } from '../../src/transport/router.ts';
 import type { RoomEvent, SendResult, MemberPresence, DeliveryReport, PendingDeliveryReport } from '../../src/domain/types.ts';
 import { shouldReconnect } from '../../src/transport/close-codes.ts';
+import type { HistoryPage } from '../../src/service/scrollback.ts';
 import { PresenceModel, type PresenceView } from './presence-model.ts';
 
 export type { AppRouter, RoomEvent, SendResult, MemberPresence, DeliveryReport };
+export type { HistoryPage };
 export type { PresenceMember, PresenceView } from './presence-model.ts';
 
 export type TokenSource = string | (() => string | Promise<string>);
@@ -65,6 +67,14 @@ export type SendOptions = {
   echo?: boolean;
 };
 
+/** A scrollback page request: `before` a page's `nextBefore` (newest first when absent), `limit` 1–100 (50). */
+export interface HistoryOptions {
+  before?: string;
+  limit?: number;
+  /** Only these event types (e.g. `['message']`). */
+  types?: Array<RoomEvent['type']>;
+}
+
 /** One joined conversation: events as an async iterator and/or callbacks. */
 export interface Conversation extends AsyncIterable<{ id: string; event: RoomEvent }> {
   readonly conversationId: string;
@@ -80,6 +90,8 @@ export interface Conversation extends AsyncIterable<{ id: string; event: RoomEve
   readonly presence: PresenceView;
   /** Called after every change of `presence`; returns its remover. */
   onPresence(callback: (presence: PresenceView) => void): () => void;
+  /** Scrollback: stored events newest first; pass `nextBefore` as `before` until it is null. Needs no join. */
+  history(options?: HistoryOptions): Promise<HistoryPage>;
   leave(): void;
 }
 
@@ -92,6 +104,8 @@ export interface ChatClient {
   setTyping(conversationId: string, isTyping: boolean): void;
   presence(conversationId: string): Promise<MemberPresence[]>;
   deliveryStatus(messageId: string): Promise<DeliveryReport | PendingDeliveryReport>;
+  /** Scrollback of a conversation (a window of HISTORY_SIZE events, not an archive); no join needed. */
+  history(conversationId: string, options?: HistoryOptions): Promise<HistoryPage>;
   close(): Promise<void>;
 }
 
@@ -310,6 +324,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
           });
         });
       },
+      history: (historyOptions) => history(conversationId, historyOptions),
       leave() {
         if (retryTimer) clearTimeout(retryTimer);
         subscription.unsubscribe();
@@ -381,6 +396,11 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     }
   }
 
+  function history(conversationId: string, { before, limit, types }: HistoryOptions = {}): Promise<HistoryPage> {
+    const input = { conversationId, ...(before !== undefined && { before }), ...(limit !== undefined && { limit }), ...(types !== undefined && { types }) };
+    return gated(input, () => trpc.conversation.history.query(input)).catch((e: unknown) => Promise.reject(explain(e)));
+  }
+
   const client: ChatClient = {
     get userId() {
       return userId;
@@ -400,6 +420,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       }
     },
     deliveryStatus: (messageId) => gated(null, () => trpc.message.deliveryStatus.query({ messageId })).catch((e: unknown) => Promise.reject(explain(e))),
+    history,
     async close() {
       if (closed) return;
       closed = true;

@@ -13,6 +13,7 @@ import { Messages } from './messages.ts';
 import { PresenceAnnouncer } from './presence-announcer.ts';
 import { ServiceStats } from './stats.ts';
 import { Subscriptions } from './subscriptions.ts';
+import { readHistory, type HistoryPage, type HistoryQuery } from './scrollback.ts';
 import type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriptionHandle, SubscriptionInput, TransportKind } from './types.ts';
 
 export type { CloseReason, ConnectionHandle, SendInput, ServiceFigures, ServiceSeams, SubscriberSink, SubscriptionHandle, SubscriptionInput, TransportKind } from './types.ts';
@@ -171,6 +172,11 @@ export class RealtimeService {
 
   deliveryStatus(principal: Principal, messageId: MessageId): Promise<DeliveryReport | PendingDeliveryReport> {
     return this.messages.deliveryStatus(principal, messageId);
+  }
+
+  /** Scrollback: a page of the room's stored events, newest first, as this caller may see them (scrollback.ts). */
+  history(principal: Principal, query: HistoryQuery): Promise<HistoryPage> {
+    return readHistory(this.broker, principal, query);
   }
 
   pendingAcks(filter: { conversationId?: RoomId } = {}): Promise<PendingAckSnapshot[]> {

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
 import { DomainError } from '../domain/errors.ts';
-import type { RoomEvent } from '../domain/types.ts';
+import type { RoomEvent, RoomEventType } from '../domain/types.ts';
+import { parseEventId } from '../history/event-id.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { trpcErrorOf } from './trpc-errors.ts';
 import { authedProcedure, requireAccess, t, type Authorize, type Context } from './trpc.ts';
@@ -33,6 +34,39 @@ const presenceInputSchema = z.object({
 });
 
 const messageIdSchema = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+
+/** Largest `conversation.history` page, and the size of a page when `limit` is not given. */
+export const HISTORY_PAGE_LIMIT = 100;
+export const HISTORY_DEFAULT_LIMIT = 50;
+
+/**
+ * Every RoomEvent type, for `conversation.history`'s `types` filter (types that are never stored —
+ * typing, subscribed, resync — are accepted and match nothing). Fails to compile when RoomEvent
+ * gains a type this list lacks.
+ */
+export const HISTORY_EVENT_TYPES = listsEveryEventType([
+  'message', 'user_joined', 'user_left', 'user_disconnected', 'presence_diff', 'typing',
+  'message_delivered', 'conversation_updated', 'system', 'resync', 'subscribed',
+] as const);
+
+function listsEveryEventType<T extends readonly [string, ...string[]]>(
+  types: T & ([Exclude<RoomEventType, T[number]>] extends [never] ? unknown : { missing: Exclude<RoomEventType, T[number]> }),
+): T {
+  return types;
+}
+
+/** `conversation.history` input: one page of the room's stored events, newest first. */
+export const historyInputSchema = z.object({
+  conversationId: conversationIdSchema,
+  before: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(128, 'must be at most 128 characters')
+    .refine((id) => parseEventId(id) !== null, 'must be an event id of this conversation (a nextBefore, or an id its events carried)')
+    .optional(),
+  limit: z.number().int('must be a whole number').min(1, 'must be at least 1').max(HISTORY_PAGE_LIMIT, `must be at most ${HISTORY_PAGE_LIMIT}`).optional(),
+  types: z.array(z.enum(HISTORY_EVENT_TYPES)).min(1, 'must name at least one event type (leave it out for all)').max(HISTORY_EVENT_TYPES.length).optional(),
+});
 
 export interface RouterDeps {
   service: RealtimeService;
@@ -72,6 +106,21 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
           return { conversationId, connections: member?.connections ?? 0, joinedAt: member?.joinedAt ?? new Date() };
         }),
       );
+    }),
+
+    /**
+     * Scrollback: the room's stored events, newest first, `limit` (default 50) a page; pass
+     * `nextBefore` as `before` for the next, older page until it is null. Access as for
+     * subscribing; being in the room is not required. A window of HISTORY_SIZE events per room.
+     */
+    history: authedProcedure.input(historyInputSchema).query(async ({ ctx, input }) => {
+      await requireAccess(authorize, ctx.principal, input.conversationId);
+      return service.history(ctx.principal, {
+        conversationId: input.conversationId,
+        limit: input.limit ?? HISTORY_DEFAULT_LIMIT,
+        ...(input.before !== undefined && { before: input.before }),
+        ...(input.types !== undefined && { types: input.types }),
+      });
     }),
   });
 
