@@ -56,7 +56,8 @@ export function createSseTransport(options: SseTransportOptions) {
     inactivityMs,
   };
 
-  const sweepTimer = setInterval(sweep, Math.max(50, Math.min(1000, Math.floor(config.ssePingMs / 4))));
+  const shortest = Math.min(config.ssePingMs, config.sseMaxDurationMs > 0 ? config.sseMaxDurationMs : Number.POSITIVE_INFINITY);
+  const sweepTimer = setInterval(sweep, Math.max(50, Math.min(1000, Math.floor(shortest / 4))));
   sweepTimer.unref();
   function sweep(): void {
     const now = Date.now();
