@@ -1,5 +1,8 @@
 import { request, type IncomingMessage } from 'node:http';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { EventSource } from 'eventsource';
 import superjson from 'superjson';
+import type { AppRouter } from '../../src/transport/router.ts';
 
 /** One parsed SSE event as the wire carries it. */
 export interface RawSseEvent {
@@ -105,11 +108,8 @@ export function sseErrorOf(e: RawSseEvent): { code: string; message: string } {
  * The stock client over SSE, as the README shows it: httpSubscriptionLink with the `eventsource`
  * package (its fetch carries the Bearer header on every (re)connect), httpBatchLink for the rest.
  */
-export async function stockSseClient(baseUrl: string, token: string | (() => string)) {
-  const { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } = await import('@trpc/client');
-  const { EventSource } = await import('eventsource');
+export function stockSseClient(baseUrl: string, token: string | (() => string)) {
   const bearer = () => `Bearer ${typeof token === 'function' ? token() : token}`;
-  type AppRouter = import('../../src/transport/router.ts').AppRouter;
   return createTRPCClient<AppRouter>({
     links: [
       splitLink({
