@@ -7,7 +7,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * mostly wait on sockets and child processes. Vitest's default on 2 cores is one file at a time
  * for everything (available parallelism − 1): 6 minutes; this way about 4.
  */
-const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/soak-smoke.test.ts', 'test/regression/issue-11-churn.test.ts'];
+const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/presence-storm.test.ts', 'test/soak-smoke.test.ts', 'test/regression/issue-11-churn.test.ts'];
 
 export default defineConfig({
   resolve: {
