@@ -29,7 +29,7 @@ export type SseTransport = ReturnType<typeof createSseTransport>;
 
 /** The one path served over SSE. */
 const EVENTS_PATH = 'conversation.events';
-/** A refused stream asks a plain EventSource to wait this long before it tries again. */
+/** A refused stream asks a plain EventSource to wait this long before it tries again (not when the server is going away: SSE_RETRY_MS then). */
 const REFUSED_RETRY_MS = 5000;
 
 /**
@@ -51,7 +51,8 @@ export function createSseTransport(options: SseTransportOptions) {
   const inactivityMs = config.ssePingMs * 3;
   const shared: StreamShared = {
     writer: new FrameWriter(),
-    errorChunk: (error) => errorChunk(getTRPCErrorShape({ config: config_, error, type: 'subscription', path: EVENTS_PATH, input: undefined, ctx: undefined }), REFUSED_RETRY_MS),
+    // A refusal asks a plain EventSource to wait; a server going away (retryable) does not.
+    errorChunk: (error) => errorChunk(getTRPCErrorShape({ config: config_, error, type: 'subscription', path: EVENTS_PATH, input: undefined, ctx: undefined }), error.code === 'SERVICE_UNAVAILABLE' ? config.sseRetryMs : REFUSED_RETRY_MS),
     retryMs: config.sseRetryMs,
     inactivityMs,
   };
