@@ -285,6 +285,12 @@ export function estimateBytes(event: RoomEvent): number {
       for (const list of [expected, acked, missing]) for (const id of list) ids += id.length + 16;
       return base + 2 * ids;
     }
+    case 'presence_diff': {
+      let ids = 0;
+      for (const join of event.joins) ids += join.userId.length + (join.name?.length ?? 0) + 16;
+      for (const leave of event.leaves) ids += leave.userId.length + 16;
+      return base + 2 * ids;
+    }
     case 'user_joined':
     case 'user_left':
     case 'user_disconnected':
