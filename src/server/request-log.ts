@@ -3,13 +3,14 @@ import { clip, protocolErrorKind } from '../transport/http-edge.ts';
 import type { Context } from '../transport/trpc.ts';
 import { LogLimiter } from '../util/log-limiter.ts';
 
-/** One refused or failed call, as both tRPC wires report it (HTTP passes `req`, WebSocket does not). */
+/** One refused or failed call, as every tRPC wire reports it (HTTP passes `req`, WebSocket does not, SSE names itself). */
 export interface ReportedCall {
   error: { code: string; message: string; cause?: unknown };
   path?: string | undefined;
   type: string;
   ctx?: unknown;
   req?: unknown;
+  transport?: 'sse';
 }
 
 /**
@@ -23,14 +24,14 @@ export interface ReportedCall {
 export function createRequestReporter(log: Logger, rejected: (code: string) => void): (call: ReportedCall) => void {
   const refusals = new LogLimiter();
   const protocolErrors = new LogLimiter();
-  return ({ error, path, type, ctx, req }) => {
+  return ({ error, path, type, ctx, req, transport: named }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') {
       log.error({ err: error.cause ?? error, path, type }, 'procedure failed');
       return;
     }
     rejected(error.code);
     log.debug({ code: error.code, path, type, message: error.message }, 'request rejected');
-    const transport = req === undefined ? 'ws' : 'http';
+    const transport = named ?? (req === undefined ? 'ws' : 'http');
     const kind = protocolErrorKind(error);
     if (kind) {
       const allowed = protocolErrors.allow(`${transport}:${kind}`);

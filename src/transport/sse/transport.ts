@@ -22,7 +22,7 @@ export interface SseTransportOptions {
   config: Pick<Config, 'ssePingMs' | 'sseRetryMs' | 'sseMaxDurationMs'>;
   log: Logger;
   /** Every refused stream, for stats and logs (the server's request reporter). */
-  report(info: { error: TRPCError; type: 'subscription'; path: string; input: unknown; ctx: Context | null }): void;
+  report(info: { error: TRPCError; type: 'subscription'; path: string; input: unknown; ctx: Context | null; transport: 'sse' }): void;
 }
 
 export type SseTransport = ReturnType<typeof createSseTransport>;
@@ -115,7 +115,7 @@ export function createSseTransport(options: SseTransportOptions) {
     } catch (cause) {
       const error = getTRPCErrorFromUnknown(toTRPCError(cause));
       if (!res.destroyed && !res.writableEnded) {
-        report({ error, type: 'subscription', path: EVENTS_PATH, input, ctx });
+        report({ error, type: 'subscription', path: EVENTS_PATH, input, ctx, transport: 'sse' });
         if (stream) stream.refuse(error);
         else refuseResponse(res, shared.errorChunk(error));
       }
