@@ -174,6 +174,23 @@ describe('SSE transport', () => {
     resumed.close();
   });
 
+  it("outlives the HTTP server's request, headers and keep-alive timeouts (they are for requests, not responses)", async () => {
+    await using t = await startTestApp({ httpHeadersTimeoutMs: 1000, httpRequestTimeoutMs: 1000, httpKeepAliveTimeoutMs: 100, ssePingMs: 1000 });
+    const sse = await openRawSse(eventsUrl(t.baseUrl, { conversationId: 'long-lived' }), await bearer(t, 'alice'));
+    await sse.next((e) => e.event === 'connected');
+    let ended = false;
+    void sse.ended.then(() => (ended = true));
+    // Past every timeout twice over, kept alive by pings only.
+    await sse.next((e) => e.event === 'ping', 4000);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(ended).toBe(false);
+    const bob = await t.client('bob');
+    await bob.join('long-lived').started;
+    const { eventId } = await bob.send('long-lived', 'still here');
+    await sse.next((e) => e.id === eventId);
+    sse.close();
+  });
+
   it('counts each stream as a connection for the per-user limit', async () => {
     await using t = await startTestApp({ maxConnectionsPerUser: 2 });
     const headers = await bearer(t, 'many');
