@@ -8,8 +8,8 @@ import type { Audience, RoomEnvelope, RoomEvent } from '../src/domain/types.ts';
 import { formatEventId } from '../src/history/event-id.ts';
 import { RoomHistory, type AcceptEnvelope, type StoredPage } from '../src/history/room-history.ts';
 import { createLogger } from '../src/logger.ts';
-import { deleteKeys, describeWithRedis, REDIS_URL, startCluster, startNode, uniquePrefix, type ClusterNode, type TestCluster } from './support/cluster.ts';
-import { bodies, recordRaw, type RecordedEvent } from './support/wait.ts';
+import { deleteKeys, describeWithRedis, REDIS_URL, startCluster, startNode, startRedisServer, uniquePrefix, type ClusterNode, type TestCluster } from './support/cluster.ts';
+import { bodies, recordRaw, waitUntil, type RecordedEvent } from './support/wait.ts';
 
 /**
  * Scrollback in a cluster (issue 13): `conversation.history` reads the room's Redis stream — the
@@ -206,6 +206,23 @@ describeWithRedis('RedisBroker.readBefore against RoomHistory.readBefore', () =>
     expect((await broker.readBefore('ttl', null, 10)).events).toHaveLength(1);
     expect(await admin.pttl(keys.roomStream('ttl'))).toBeLessThanOrEqual(30_000);
     expect(await admin.pttl(keys.roomMeta('ttl'))).toBeLessThanOrEqual(30_000);
+  });
+
+  it('refuses with a retryable UNAVAILABLE while Redis is unreachable', async () => {
+    await using server = await startRedisServer();
+    const outage = new RedisConnections(server.url, log, 'history-outage');
+    const outageBroker = new RedisBroker({ redis: outage, keys: new ClusterKeys(prefix), historySize: 10, historyTtlMs: 60_000, log });
+    try {
+      await outage.whenAvailable(5000);
+      await outageBroker.publish('down', event('down', 3), { store: true });
+      expect((await outageBroker.readBefore('down', null, 10)).events).toHaveLength(1);
+      await server.stop();
+      await waitUntil(() => !outage.available, { what: 'the broker to notice Redis is gone' });
+      await expect(outageBroker.readBefore('down', null, 10)).rejects.toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: 1000 });
+    } finally {
+      await outageBroker.close();
+      await outage.close();
+    }
   });
 
   it('answers an empty page for a `before` from a lost history (the room restarted under a new epoch)', async () => {

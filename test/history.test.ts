@@ -7,7 +7,7 @@ import { MemoryBroker } from '../src/broker/memory-broker.ts';
 import { formatEventId } from '../src/history/event-id.ts';
 import type { RealtimeServerOptions } from '../src/server.ts';
 import type { AppRouter } from '../src/transport/router.ts';
-import { errorOf, joined } from './support/helpers.ts';
+import { errorOf, joined, trpcHttp } from './support/helpers.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
 import { bodies, recordRaw, syncMarker, waitUntil, type RecordedEvent } from './support/wait.ts';
 
@@ -200,6 +200,10 @@ describe('conversation.history (scrollback)', () => {
     // The same over HTTP.
     const http = stockHttp(t, await t.token('bob', { conversations: ['allowed'] }));
     expect((await errorOf(http.conversation.history.query({ conversationId: 'secret' }))).code).toBe('FORBIDDEN');
+    // Without a token: UNAUTHORIZED, nothing about the room.
+    const anonymous = await trpcHttp(t.baseUrl, 'conversation.history', { conversationId: 'allowed' }, { kind: 'query' });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.result).toBeUndefined();
   });
 
   it('applies the audience per caller: a delivery report only to its sender; your own messages always', async () => {
