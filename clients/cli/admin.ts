@@ -148,6 +148,8 @@ async function main(argv: string[], print: Print): Promise<void> {
           { header: 'NODE', value: (n) => n.nodeId },
           { header: 'ADDRESS', value: (n) => n.address },
           { header: 'CONNECTIONS', value: (n) => n.connections },
+          { header: 'WEBSOCKET', value: (n) => n.connectionsByTransport.websocket },
+          { header: 'SSE', value: (n) => n.connectionsByTransport.sse },
           { header: 'ROOMS', value: (n) => n.rooms },
           { header: 'USERS', value: (n) => n.users },
           { header: 'UPTIME', value: (n) => duration(n.uptimeSeconds), align: 'right' },
@@ -166,6 +168,7 @@ function statsText(s: Awaited<ReturnType<AdminClient['stats']>>): string {
   const counters = formatPairs([
     ['active rooms', s.activeRooms],
     ['connections', s.connections],
+    ['connections by transport', `${s.connectionsByTransport.websocket} websocket, ${s.connectionsByTransport.sse} sse`],
     ['users', s.users],
     ['messages broadcast', s.messagesBroadcast],
     ['deliveries', s.deliveries],

@@ -1,7 +1,7 @@
 import type { PendingAckSnapshot } from '../acks/ack-tracker.ts';
 import type { DeliveryReport, MemberPresence, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
 import type { Percentiles } from '../util/latency-histogram.ts';
-import type { RealtimeService } from '../service/realtime-service.ts';
+import type { RealtimeService, TransportKind } from '../service/realtime-service.ts';
 
 /**
  * What the admin plane reads and does, as plain async operations over the core. The GraphQL
@@ -9,9 +9,13 @@ import type { RealtimeService } from '../service/realtime-service.ts';
  * same shape. Reads never mutate.
  */
 
+/** Open connections by transport (an SSE stream counts as one); they add up to `connections`. */
+export type TransportCounts = Record<TransportKind, number>;
+
 export interface BroadcastStatsView {
   activeRooms: number;
   connections: number;
+  connectionsByTransport: TransportCounts;
   users: number;
   messagesBroadcast: number;
   deliveries: number;
@@ -49,6 +53,7 @@ export interface NodeStatsView {
   nodeId: string;
   address: string;
   connections: number;
+  connectionsByTransport: TransportCounts;
   rooms: number;
   users: number;
   uptimeSeconds: number;
@@ -80,6 +85,7 @@ export function localBroadcastStats(service: RealtimeService): BroadcastStatsVie
   return {
     activeRooms: counts.rooms,
     connections: counts.connections,
+    connectionsByTransport: service.figures.connectionsByTransport(),
     users: counts.users,
     messagesBroadcast: s.messagesBroadcast,
     deliveries: s.deliveries,
@@ -151,6 +157,7 @@ export function createLocalAdminOperations(service: RealtimeService, address: ()
           nodeId,
           address: address(),
           connections: counts.connections,
+          connectionsByTransport: service.figures.connectionsByTransport(),
           rooms: counts.rooms,
           users: counts.users,
           uptimeSeconds: Math.floor((Date.now() - service.figures.stats.startedAt) / 1000),

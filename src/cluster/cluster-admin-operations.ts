@@ -3,7 +3,7 @@ import type { ClusterNode } from './cluster-node.ts';
 import type { RoomId, UserId } from '../domain/types.ts';
 import type { RedisPresence } from './redis-presence.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
-import { localBroadcastStats, type AdminOperations, type BroadcastStatsView, type NodeStatsView, type RoomView } from '../admin/admin-operations.ts';
+import { localBroadcastStats, type AdminOperations, type BroadcastStatsView, type NodeStatsView, type RoomView, type TransportCounts } from '../admin/admin-operations.ts';
 
 /**
  * The admin plane's operations across the cluster, same shape as the local ones. Totals come from
@@ -70,9 +70,10 @@ export function createClusterAdminOperations(options: {
       const answers = (await node.callAll<BroadcastStatsView>('admin.stats', null)).map((a) => a.value);
       const nodeIds = await node.liveNodeIds();
       const mine = localBroadcastStats(service);
-      const total = answers.reduce((a, b) => ({
+      const total = answers.map(withTransports).reduce((a, b) => ({
         ...a,
         connections: a.connections + b.connections,
+        connectionsByTransport: addTransports(a.connectionsByTransport, b.connectionsByTransport),
         messagesBroadcast: a.messagesBroadcast + b.messagesBroadcast,
         deliveries: a.deliveries + b.deliveries,
         pendingAcks: a.pendingAcks + b.pendingAcks,
@@ -130,6 +131,7 @@ export function createClusterAdminOperations(options: {
               nodeId: n.nodeId,
               address: n.address,
               connections: n.connections,
+              connectionsByTransport: n.connectionsByTransport,
               rooms: n.rooms,
               users: n.users,
               uptimeSeconds: Math.floor((Date.now() - n.startedAt) / 1000),
@@ -158,4 +160,14 @@ export function createClusterAdminOperations(options: {
 /** Percentiles across nodes: the worst node's, an upper bound (histograms are not shipped); counts add up. */
 function worst(a: Percentiles, b: Percentiles): Percentiles {
   return { p50: Math.max(a.p50, b.p50), p95: Math.max(a.p95, b.p95), p99: Math.max(a.p99, b.p99), max: Math.max(a.max, b.max), count: a.count + b.count };
+}
+
+function addTransports(a: TransportCounts, b: TransportCounts): TransportCounts {
+  return { websocket: a.websocket + b.websocket, sse: a.sse + b.sse };
+}
+
+/** A node of an older version answers without `connectionsByTransport`: all its connections were WebSockets. */
+function withTransports(stats: BroadcastStatsView): BroadcastStatsView {
+  const by = (stats as Partial<BroadcastStatsView>).connectionsByTransport;
+  return { ...stats, connectionsByTransport: { websocket: by?.websocket ?? stats.connections, sse: by?.sse ?? 0 } };
 }

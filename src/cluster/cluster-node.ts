@@ -16,6 +16,8 @@ export interface NodeInfo {
   address: string;
   startedAt: number;
   connections: number;
+  /** `connections` by transport. */
+  connectionsByTransport: { websocket: number; sse: number };
   rooms: number;
   users: number;
   rssBytes: number;
@@ -214,6 +216,11 @@ export class ClusterNode {
         address: info?.address ?? '',
         startedAt: info?.startedAt ?? at,
         connections: info?.connections ?? 0,
+        // A node of an older version says nothing about transports: all its connections were WebSockets.
+        connectionsByTransport: {
+          websocket: info?.connectionsByTransport?.websocket ?? info?.connections ?? 0,
+          sse: info?.connectionsByTransport?.sse ?? 0,
+        },
         rooms: info?.rooms ?? 0,
         users: info?.users ?? 0,
         rssBytes: info?.rssBytes ?? 0,

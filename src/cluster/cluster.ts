@@ -49,7 +49,8 @@ export function createCluster(config: Config, nodeId: string, log: Logger): Clus
     describe: () => {
       const counts = service?.registry.counts() ?? { connections: 0, rooms: 0, users: 0 };
       const memory = process.memoryUsage();
-      return { address: address(), connections: counts.connections, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
+      const connectionsByTransport = service?.figures.connectionsByTransport() ?? { websocket: 0, sse: 0 };
+      return { address: address(), connections: counts.connections, connectionsByTransport, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
     },
     onJoined: async ({ storeLost, wasReaped }) => {
       // Messages a survivor adopted while this node was cut off are reported by the adopter.

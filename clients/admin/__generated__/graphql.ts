@@ -25,7 +25,7 @@ export type PercentilesFragment = { p50: number, p95: number, p99: number, max: 
 export type StatsQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type StatsQuery = { stats: { activeRooms: number, connections: number, users: number, messagesBroadcast: number, deliveries: number, pendingAcks: number, acksDelivered: number, acksPartial: number, acksFailed: number, slowConsumerCloses: number, uptimeSeconds: number, at: string, deliveryLatencyMs: { p50: number, p95: number, p99: number, max: number, count: number }, ackLatencyMs: { p50: number, p95: number, p99: number, max: number, count: number }, memory: { rssBytes: number, heapUsedBytes: number } } };
+export type StatsQuery = { stats: { activeRooms: number, connections: number, users: number, messagesBroadcast: number, deliveries: number, pendingAcks: number, acksDelivered: number, acksPartial: number, acksFailed: number, slowConsumerCloses: number, uptimeSeconds: number, at: string, connectionsByTransport: { websocket: number, sse: number }, deliveryLatencyMs: { p50: number, p95: number, p99: number, max: number, count: number }, ackLatencyMs: { p50: number, p95: number, p99: number, max: number, count: number }, memory: { rssBytes: number, heapUsedBytes: number } } };
 
 export type RoomsQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -68,7 +68,7 @@ export type DeliveryReportQuery = { deliveryReport: { messageId: string, convers
 export type NodesQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type NodesQuery = { nodes: Array<{ nodeId: string, address: string, connections: number, rooms: number, users: number, uptimeSeconds: number, lastHeartbeat: string, self: boolean }> };
+export type NodesQuery = { nodes: Array<{ nodeId: string, address: string, connections: number, rooms: number, users: number, uptimeSeconds: number, lastHeartbeat: string, self: boolean, connectionsByTransport: { websocket: number, sse: number } }> };
 
 export type BroadcastSystemEventMutationVariables = Exact<{
   conversationId: string | number;
@@ -135,6 +135,10 @@ export const StatsDocument = new TypedDocumentString(`
   stats {
     activeRooms
     connections
+    connectionsByTransport {
+      websocket
+      sse
+    }
     users
     messagesBroadcast
     deliveries
@@ -265,6 +269,10 @@ export const NodesDocument = new TypedDocumentString(`
     nodeId
     address
     connections
+    connectionsByTransport {
+      websocket
+      sse
+    }
     rooms
     users
     uptimeSeconds

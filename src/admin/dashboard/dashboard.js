@@ -11,6 +11,7 @@ const TOKEN_KEY = 'realtime.adminToken';
 const POLL_QUERY = `query DashboardPoll {
   stats {
     activeRooms connections users messagesBroadcast deliveries pendingAcks
+    connectionsByTransport { websocket sse }
     acksDelivered acksPartial acksFailed slowConsumerCloses uptimeSeconds at
     deliveryLatencyMs { p50 p95 p99 max count }
     memory { rssBytes heapUsedBytes }
@@ -133,7 +134,9 @@ function render(data, detail) {
   $('updated-at').textContent = timeFmt.format(at);
   $('updated-at').dateTime = s.at;
 
-  card('connections', int(s.connections), s.users ? `${decFmt.format(s.connections / s.users)} per user` : 'nobody connected');
+  const byTransport = s.connectionsByTransport;
+  card('connections', int(s.connections), s.connections ? `${int(byTransport.websocket)} WebSocket · ${int(byTransport.sse)} SSE` : 'nobody connected');
+  $('card-connections').title = `Open connections by transport: ${int(byTransport.websocket)} WebSocket, ${int(byTransport.sse)} SSE (one per event stream)${s.users ? ` · ${decFmt.format(s.connections / s.users)} per user` : ''}`;
   card('rooms', int(s.activeRooms), data.rooms.edges[0] ? `largest: ${int(data.rooms.edges[0].node.memberCount)} members` : 'no active rooms');
   card('users', int(s.users), `up ${duration(s.uptimeSeconds * 1000)}`);
   card('messages', `${rate(msgRate)}`, `${int(s.messagesBroadcast)} sent in total`, '/s');

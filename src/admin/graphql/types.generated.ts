@@ -30,6 +30,8 @@ export type BroadcastStats = {
   /** When these numbers were read. */
   at: Scalars['DateTime']['output'];
   connections: Scalars['Int']['output'];
+  /** `connections` by transport. */
+  connectionsByTransport: TransportCounts;
   /** Events written to subscribers since start. */
   deliveries: Scalars['Float']['output'];
   /** Send-to-socket-write time of messages. */
@@ -130,6 +132,8 @@ export type NodeStats = {
   /** host:port this node listens on. */
   address: Scalars['String']['output'];
   connections: Scalars['Int']['output'];
+  /** `connections` by transport. */
+  connectionsByTransport: TransportCounts;
   lastHeartbeat: Scalars['DateTime']['output'];
   memory: MemoryStats;
   nodeId: Scalars['ID']['output'];
@@ -258,6 +262,13 @@ export type SubscriptionstatsArgs = {
   intervalMs?: InputMaybe<Scalars['Int']['input']>;
 };
 
+/** Open connections by transport: WebSockets, and SSE streams of `conversation.events` (each stream is one connection). */
+export type TransportCounts = {
+  __typename?: 'TransportCounts';
+  sse: Scalars['Int']['output'];
+  websocket: Scalars['Int']['output'];
+};
+
 export type UserPresence = {
   __typename?: 'UserPresence';
   connections: Scalars['Int']['output'];
@@ -369,6 +380,7 @@ export type ResolversTypes = {
   RoomEdge: ResolverTypeWrapper<Omit<RoomEdge, 'node'> & { node: ResolversTypes['Room'] }>;
   RoomOrder: ResolverTypeWrapper<'MEMBERS' | 'ACTIVITY' | 'MESSAGES' | 'ID'>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  TransportCounts: ResolverTypeWrapper<TransportCounts>;
   UserPresence: ResolverTypeWrapper<UserPresenceMapper>;
   UserRoom: ResolverTypeWrapper<UserRoom>;
 };
@@ -396,6 +408,7 @@ export type ResolversParentTypes = {
   RoomConnection: Omit<RoomConnection, 'edges'> & { edges: Array<ResolversParentTypes['RoomEdge']> };
   RoomEdge: Omit<RoomEdge, 'node'> & { node: ResolversParentTypes['Room'] };
   Subscription: Record<PropertyKey, never>;
+  TransportCounts: TransportCounts;
   UserPresence: UserPresenceMapper;
   UserRoom: UserRoom;
 };
@@ -408,6 +421,7 @@ export type BroadcastStatsResolvers<ContextType = AdminContext, ParentType exten
   activeRooms?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   connections?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  connectionsByTransport?: Resolver<ResolversTypes['TransportCounts'], ParentType, ContextType>;
   deliveries?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   deliveryLatencyMs?: Resolver<ResolversTypes['LatencyPercentiles'], ParentType, ContextType>;
   memory?: Resolver<ResolversTypes['MemoryStats'], ParentType, ContextType>;
@@ -471,6 +485,7 @@ export type MutationResolvers<ContextType = AdminContext, ParentType extends Res
 export type NodeStatsResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['NodeStats'] = ResolversParentTypes['NodeStats']> = {
   address?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   connections?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  connectionsByTransport?: Resolver<ResolversTypes['TransportCounts'], ParentType, ContextType>;
   lastHeartbeat?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   memory?: Resolver<ResolversTypes['MemoryStats'], ParentType, ContextType>;
   nodeId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -538,6 +553,11 @@ export type SubscriptionResolvers<ContextType = AdminContext, ParentType extends
   stats?: SubscriptionResolver<ResolversTypes['BroadcastStats'], "stats", ParentType, ContextType, Partial<SubscriptionstatsArgs>>;
 };
 
+export type TransportCountsResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['TransportCounts'] = ResolversParentTypes['TransportCounts']> = {
+  sse?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  websocket?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type UserPresenceResolvers<ContextType = AdminContext, ParentType extends ResolversParentTypes['UserPresence'] = ResolversParentTypes['UserPresence']> = {
   connections?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   rooms?: Resolver<Array<ResolversTypes['UserRoom']>, ParentType, ContextType>;
@@ -570,6 +590,7 @@ export type Resolvers<ContextType = AdminContext> = {
   RoomEdge?: RoomEdgeResolvers<ContextType>;
   RoomOrder?: RoomOrderResolvers;
   Subscription?: SubscriptionResolvers<ContextType>;
+  TransportCounts?: TransportCountsResolvers<ContextType>;
   UserPresence?: UserPresenceResolvers<ContextType>;
   UserRoom?: UserRoomResolvers<ContextType>;
 };
