@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { formatPairs, formatTable } from '../clients/cli/table.ts';
 import { joined } from './support/helpers.ts';
 import { adminToken } from './support/graphql.ts';
+import { openSseStream } from './support/sse-client.ts';
 import { startTestApp } from './support/start-test-app.ts';
 
 /** `npm run admin -- …` (clients/cli/admin.ts) as a real process against a live server. */
@@ -88,6 +89,7 @@ describe('admin CLI', () => {
     expect(stats.code, stats.stderr).toBe(0);
     expect(stats.stdout).toMatch(/^active rooms\s+2$/m);
     expect(stats.stdout).toMatch(/^connections\s+2$/m);
+    expect(stats.stdout).toMatch(/^connections by transport\s+2 websocket, 0 sse$/m);
     expect(stats.stdout).toMatch(/^messages broadcast\s+1$/m);
     expect(stats.stdout).toMatch(/^delivery\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+1$/m);
 
@@ -101,6 +103,31 @@ describe('admin CLI', () => {
     expect(unknown).toMatchObject({ code: 1, stdout: '', stderr: 'error: no active room no-such-room\n' });
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toBe(`error: cannot reach http://127.0.0.1:${closedPort}/graphql: ECONNREFUSED\n`);
+  });
+
+  it('stats and nodes show connections per transport: one WebSocket and one SSE stream, then none', { timeout: 30_000 }, async () => {
+    await using t = await startTestApp();
+    const alice = await t.client('alice');
+    await joined(alice, 'cli-transports');
+    const stream = openSseStream(t.baseUrl, await t.token('bob'), 'cli-transports');
+    await stream.started;
+    await vi.waitFor(() => expect(t.app.service.figures.connectionsByTransport()).toEqual({ websocket: 1, sse: 1 }));
+    const args = ['--url', t.baseUrl, '--token', await adminToken(t)];
+
+    const [stats, nodes] = await Promise.all([admin(['stats', ...args]), admin(['nodes', ...args])]);
+    expect(stats.code, stats.stderr).toBe(0);
+    expect(stats.stdout).toMatch(/^connections\s+2$/m);
+    expect(stats.stdout).toMatch(/^connections by transport\s+1 websocket, 1 sse$/m);
+    expect(nodes.code, nodes.stderr).toBe(0);
+    expect(nodes.stdout.split('\n')[0]).toMatch(/^NODE\s+ADDRESS\s+CONNECTIONS\s+WEBSOCKET\s+SSE\s+ROOMS\s+USERS\s+UPTIME\s+SELF$/);
+    expect(rows(nodes.stdout).map((r) => r.slice(1, 7))).toEqual([[new URL(t.baseUrl).host, '2', '1', '1', '1', '2']]);
+
+    stream.close();
+    await alice.close();
+    await vi.waitFor(() => expect(t.app.service.figures.counts().connections).toBe(0));
+    const after = await admin(['stats', ...args]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout).toMatch(/^connections by transport\s+0 websocket, 0 sse$/m);
   });
 
   it('prints usage with --help and refuses unknown commands and options', { timeout: 30_000 }, async () => {

@@ -6,6 +6,7 @@ import { MemoryBroker } from '../src/broker/memory-broker.ts';
 import type { RoomId } from '../src/domain/types.ts';
 import { joined, record } from './support/helpers.ts';
 import { adminClient, adminQuery, adminToken, gql, nextMillisecond, readSse } from './support/graphql.ts';
+import { openSseStream } from './support/sse-client.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
 
 /** The GraphQL admin plane (CONTRACT §5) against a live server with real chat clients making traffic. */
@@ -124,6 +125,35 @@ describe('Query.stats', () => {
     expect(k.count).toBe(1);
     expect(k.p50).toBeGreaterThanOrEqual(24);
     expect(k.max).toBe(k.p50);
+  });
+
+  it('counts connections per transport in stats and nodes: one WebSocket, one SSE stream, back to 0 when both close', async () => {
+    await using t = await startTestApp();
+    const admin = await adminClient(t);
+    const byTransport = async () => {
+      const [stats, nodes] = await Promise.all([admin.stats(), admin.nodes()]);
+      return { stats: { connections: stats.connections, ...stats.connectionsByTransport }, nodes: nodes.map((n) => ({ connections: n.connections, ...n.connectionsByTransport })) };
+    };
+    expect(await byTransport()).toEqual({ stats: { connections: 0, websocket: 0, sse: 0 }, nodes: [{ connections: 0, websocket: 0, sse: 0 }] });
+
+    const alice = await t.client('alice');
+    await joined(alice, 'tr-room');
+    const bob = openSseStream(t.baseUrl, await t.token('bob'), 'tr-room');
+    await bob.started;
+    await present(t, 'bob', 'tr-room');
+    const open = { connections: 2, websocket: 1, sse: 1 };
+    await vi.waitFor(async () => expect(await byTransport()).toEqual({ stats: open, nodes: [open] }));
+    // The same through a hand-written query (what the dashboard and curl users send).
+    const raw = await adminQuery<{ stats: { connectionsByTransport: unknown }; nodes: Array<{ connectionsByTransport: unknown }> }>(
+      t,
+      '{ stats { connectionsByTransport { websocket sse } } nodes { connectionsByTransport { websocket sse } } }',
+    );
+    expect(raw).toEqual({ stats: { connectionsByTransport: { websocket: 1, sse: 1 } }, nodes: [{ connectionsByTransport: { websocket: 1, sse: 1 } }] });
+
+    bob.close();
+    await alice.close();
+    const closed = { connections: 0, websocket: 0, sse: 0 };
+    await vi.waitFor(async () => expect(await byTransport()).toEqual({ stats: closed, nodes: [closed] }));
   });
 });
 

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createChatClient, type ChatClient, type Conversation } from '../clients/chat/index.ts';
 import { describeWithRedis, startCluster, type ClusterNode, type TestCluster } from './support/cluster.ts';
 import { createAdminClient, type AdminClient } from '../clients/admin/index.ts';
+import { openSseStream } from './support/sse-client.ts';
 import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
 
 /**
@@ -155,6 +156,20 @@ describeWithRedis('cluster of three nodes over Redis', () => {
     const fromN1 = await (await admin(n1)).stats();
     expect(fromN1.connections).toBe(stats.connections);
     expect(fromN1.users).toBe(stats.users);
+
+    // Connections by transport add up over the nodes like `connections`: an SSE stream on n3.
+    const stream = openSseStream(n3.baseUrl, await cluster.token('sue'), 'adm-sse');
+    try {
+      await stream.started;
+      await expect.poll(async () => (await ops.stats()).connectionsByTransport.sse).toBe(1);
+      const withSse = await ops.stats();
+      expect(withSse.connectionsByTransport.websocket + withSse.connectionsByTransport.sse).toBe(withSse.connections);
+      // Other nodes' entries come from their heartbeats.
+      await expect.poll(async () => (await ops.nodes()).map((n) => n.connectionsByTransport.sse)).toEqual([0, 0, 1]);
+      for (const n of await ops.nodes()) expect(n.connectionsByTransport.websocket + n.connectionsByTransport.sse, n.nodeId).toBe(n.connections);
+    } finally {
+      stream.close();
+    }
 
     const quiet = await client(n3, 'quiet', { autoAck: false });
     await quiet.join('adm-1').started;

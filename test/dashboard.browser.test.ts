@@ -113,6 +113,7 @@ describe('dashboard in headless Chromium', () => {
         }, { timeout: 8000, interval: 50 })
         .toSatisfy(({ total, rate }) => total >= 6 && rate > 0);
       expect(await cardValue(page, 'connections')).toBe(4);
+      expect(await page.textContent('#card-connections .sub')).toBe('4 WebSocket · 0 SSE');
       expect(await cardValue(page, 'users')).toBe(4);
       expect(await cardValue(page, 'rooms')).toBe(2);
       expect(await cardSubNumber(page, 'deliveries')).toBeGreaterThanOrEqual(12);

@@ -3,6 +3,7 @@ import superjson from 'superjson';
 import { describe, expect, it, vi } from 'vitest';
 import { errorOf, joined, rawClient, trpcHttp } from './support/helpers.ts';
 import { adminQuery } from './support/graphql.ts';
+import { openSseStream } from './support/sse-client.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
 
 /** GET /metrics: Prometheus text from a per-app registry, bounded labels only. */
@@ -41,6 +42,7 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 
 const REALTIME_METRICS: Record<string, string> = {
   realtime_connections: 'gauge',
+  realtime_connections_by_transport: 'gauge',
   realtime_rooms_active: 'gauge',
   realtime_users: 'gauge',
   realtime_acks_pending: 'gauge',
@@ -117,6 +119,8 @@ describe('/metrics', () => {
     const after = await scrape(t);
     const s = after.samples;
     expect(value(s, 'realtime_connections')).toBe(4);
+    expect(value(s, 'realtime_connections_by_transport', { transport: 'websocket' })).toBe(4);
+    expect(value(s, 'realtime_connections_by_transport', { transport: 'sse' })).toBe(0);
     expect(value(s, 'realtime_rooms_active')).toBe(1); // secret-room-43 emptied with its only subscriber
     expect(value(s, 'realtime_users')).toBe(4);
     expect(value(s, 'realtime_acks_pending')).toBe(0);
@@ -145,10 +149,47 @@ describe('/metrics', () => {
 
     // Labels are bounded enumerations: never a room, a user or a name.
     for (const secret of ['secret-room', 'user-secret', 'Secret Seven', 'elsewhere']) expect(after.text, secret).not.toContain(secret);
-    const allowedLabels = new Set(['type', 'outcome', 'code', 'le']);
+    const allowedLabels = new Set(['type', 'outcome', 'code', 'transport', 'le']);
     for (const sample of s.filter((x) => x.name.startsWith('realtime_'))) {
       for (const key of Object.keys(sample.labels)) expect(allowedLabels.has(key), `${sample.name} ${key}`).toBe(true);
     }
+  });
+
+  it('counts connections per transport (websocket, sse), agreeing with GraphQL stats; back to 0 when they close', async () => {
+    await using t = await startTestApp();
+    const figures = async () => {
+      const [{ samples }, { stats }] = await Promise.all([
+        scrape(t),
+        adminQuery<{ stats: { connections: number; connectionsByTransport: { websocket: number; sse: number } } }>(t, '{ stats { connections connectionsByTransport { websocket sse } } }'),
+      ]);
+      return {
+        metrics: {
+          connections: value(samples, 'realtime_connections'),
+          websocket: value(samples, 'realtime_connections_by_transport', { transport: 'websocket' }),
+          sse: value(samples, 'realtime_connections_by_transport', { transport: 'sse' }),
+          // Only the two transports: one series each, no per-connection label.
+          series: samples.filter((x) => x.name === 'realtime_connections_by_transport').map((x) => x.labels),
+        },
+        graphql: { connections: stats.connections, ...stats.connectionsByTransport },
+      };
+    };
+    const expected = (websocket: number, sse: number) => ({
+      metrics: { connections: websocket + sse, websocket, sse, series: [{ transport: 'websocket' }, { transport: 'sse' }] },
+      graphql: { connections: websocket + sse, websocket, sse },
+    });
+    expect(await figures()).toEqual(expected(0, 0));
+
+    const alice = await t.client('user-secret-ws');
+    await joined(alice, 'secret-room-tr');
+    const stream = openSseStream(t.baseUrl, await t.token('user-secret-sse'), 'secret-room-tr');
+    await stream.started;
+    await vi.waitFor(async () => expect(await figures()).toEqual(expected(1, 1)));
+    const { text } = await scrape(t);
+    for (const secret of ['secret-room', 'user-secret']) expect(text, secret).not.toContain(secret);
+
+    stream.close();
+    await alice.close();
+    await vi.waitFor(async () => expect(await figures()).toEqual(expected(0, 0)));
   });
 
   it('with metricsToken set, /metrics needs that bearer token (401 otherwise)', async () => {
