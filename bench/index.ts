@@ -6,6 +6,7 @@
  *   npm run bench                                   # everything, 3 runs (about 16 minutes)
  *   npm run bench -- --workloads B --targets realtime,ws --runs 1
  *   npm run bench -- --workloads G --targets realtime --out bench/results/cluster.md
+ *   npm run bench -- --workloads H --targets realtime --out bench/results/presence.md
  *   npm run bench:quick                             # seconds: tiny sizes, 1 run, checks only
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,10 +21,11 @@ import { WORKLOADS, type Workload } from './workloads.ts';
 
 const HELP = `usage: npm run bench -- [options]
 
-  --workloads A,B,C,D,E,F,G   which workloads (default: all); G (cluster fan-out) runs only
+  --workloads A,B,C,D,E,F,G,H which workloads (default: all); G (cluster fan-out) runs only
                               against realtime and needs Redis 7 at REDIS_URL (default
                               redis://127.0.0.1:6379); it is skipped, with a note, when
-                              Redis is not reachable
+                              Redis is not reachable. H (presence storm) runs only against
+                              realtime (the others have no presence)
   --targets realtime,socketio,ws
                               which targets (default: all)
   --runs N                    runs per target and workload (default 3; 1 with --quick)
@@ -91,7 +93,7 @@ async function main(): Promise<number> {
   });
   const env = environment();
   // The chart compares targets on A–F; a G-only run has nothing to draw.
-  const written = result.cases.some((c) => c.workload !== 'G') ? [out, jsonPath, svgPath] : [out, jsonPath];
+  const written = result.cases.some((c) => c.workload !== 'G' && c.workload !== 'H') ? [out, jsonPath, svgPath] : [out, jsonPath];
   for (const file of written) mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(out, `${toMarkdown(result, env, command)}\n`);
   writeFileSync(jsonPath, toJson(result, env, command));

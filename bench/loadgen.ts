@@ -5,6 +5,7 @@
  */
 import { mintToken } from '../src/auth/tokens.ts';
 import type { BenchClient, ReceiverState, SendOutcome, Sink } from './clients/common.ts';
+import { PresenceMember } from './clients/presence.ts';
 import { SocketIoClient } from './clients/socketio.ts';
 import { TrpcRawClient } from './clients/trpc.ts';
 import { PlainWsClient } from './clients/ws.ts';
@@ -110,6 +111,8 @@ const clients: BenchClient[] = [];
 const receivers: Array<{ client: BenchClient; state: () => ReceiverState | null }> = [];
 const senders: Array<{ client: BenchClient; index: number; rooms: string[]; seq: Map<string, number> }> = [];
 let cpuMark: { usage: NodeJS.CpuUsage; at: bigint } | null = null;
+/** Workload H: members that keep a presence view, by their index in the run. */
+const presenceMembers: Array<{ member: PresenceMember; index: number }> = [];
 
 function createClient(spec: ConnSpec, token: string): BenchClient {
   const cfg = init!;
@@ -155,6 +158,65 @@ async function connect(args: { conns: ConnSpec[]; batch: number }): Promise<{ co
     clearInterval(progress);
   }
   return { connected, failed, errors };
+}
+
+/** H: opens every member's socket (authenticated, not yet in the room). */
+async function presenceConnect(args: { conns: ConnSpec[]; batch: number; expected: number }): Promise<{ connected: number; failed: number; errors: string[] }> {
+  const cfg = init!;
+  const errors: string[] = [];
+  let connected = 0;
+  let failed = 0;
+  for (let start = 0; start < args.conns.length; start += args.batch) {
+    await Promise.all(
+      args.conns.slice(start, start + args.batch).map(async (spec) => {
+        const token = await mintToken(cfg.secret, { userId: spec.user, conversations: ['*'], expiresIn: '12h' });
+        const member = new PresenceMember(cfg.url, token, spec.room!, args.expected);
+        try {
+          await member.open();
+          connected += 1;
+          presenceMembers.push({ member, index: spec.i });
+        } catch (error) {
+          failed += 1;
+          member.close();
+          if (errors.length < 5) errors.push(`${spec.user}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }),
+    );
+  }
+  return { connected, failed, errors };
+}
+
+/** H: member `index` joins at `t0 + index × spreadMs / total` (epoch ms); resolves when all have started. */
+async function presenceJoin(args: { t0: number; spreadMs: number; total: number }): Promise<{ joined: number; failed: number; errors: string[] }> {
+  const errors: string[] = [];
+  let joined = 0;
+  let failed = 0;
+  await Promise.all(
+    presenceMembers.map(async ({ member, index }) => {
+      const due = args.t0 + (index * args.spreadMs) / args.total;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+      try {
+        await member.join();
+        joined += 1;
+      } catch (error) {
+        failed += 1;
+        if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));
+      }
+    }),
+  );
+  return { joined, failed, errors };
+}
+
+function presenceStatus(): { members: number; complete: number; frames: number[]; lastJoinedAt: number; lastCompleteAt: number; errors: string[] } {
+  const all = presenceMembers.map((p) => p.member);
+  return {
+    members: all.length,
+    complete: all.filter((m) => m.viewComplete).length,
+    frames: all.map((m) => m.presenceFrames),
+    lastJoinedAt: Math.max(0, ...all.map((m) => m.joinedAt ?? 0)),
+    lastCompleteAt: Math.max(0, ...all.map((m) => m.completeAt ?? 0)),
+    errors: all.flatMap((m) => (m.error ? [m.error] : [])).slice(0, 5),
+  };
 }
 
 function receiverStateOf(client: BenchClient): ReceiverState | null {
@@ -335,6 +397,12 @@ serveRequests(async (cmd, args) => {
     }
     case 'run':
       return run(args as RunArgs);
+    case 'presenceConnect':
+      return presenceConnect(args as { conns: ConnSpec[]; batch: number; expected: number });
+    case 'presenceJoin':
+      return presenceJoin(args as { t0: number; spreadMs: number; total: number });
+    case 'presenceStatus':
+      return presenceStatus();
     case 'phaseStats': {
       const p = sink.phase((args as { phase: number }).phase);
       return { deliveries: p.deliveries, latency: p.hist.toSparse() } satisfies PhaseStats;
@@ -355,6 +423,8 @@ serveRequests(async (cmd, args) => {
     case 'reset': {
       for (const c of clients) c.close();
       clients.length = 0;
+      for (const { member } of presenceMembers) member.close();
+      presenceMembers.length = 0;
       receivers.length = 0;
       senders.length = 0;
       if (cmd === 'reset') {

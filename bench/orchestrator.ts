@@ -14,7 +14,8 @@ import { RedisWatch, type RedisDelta } from './lib/redis-stats.ts';
 import type { Counters, CpuSample, LoadgenInit, MemorySample, PhaseStats, RunArgs, RunResult, SendMode, Target, VerifyResult } from './lib/types.ts';
 import { checkStockIdentity, type IdentityResult } from './identity.ts';
 import { closeSession, openClusterSession, openSession, resetSession, type Session } from './sessions.ts';
-import { FULL, planFor, QUICK, REALTIME_ONLY, type ClusterSetup, type Plan, type Sizes, type Workload } from './workloads.ts';
+import { runPresenceStorm } from './presence-storm.ts';
+import { FULL, planFor, QUICK, REALTIME_ONLY, REALTIME_ONLY_REASON, type ClusterSetup, type Plan, type PresenceVariant, type Sizes, type Workload } from './workloads.ts';
 
 export interface BenchOptions {
   targets: Target[];
@@ -146,8 +147,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     for (const target of options.targets) {
       const runnable = options.workloads.filter((w) => target === 'realtime' || !REALTIME_ONLY.includes(w));
       for (const workload of options.workloads.filter((w) => !runnable.includes(w))) {
-        skipped.push({ target, workload, reason: 'it runs only against this service (cluster mode)' });
-        say(`${target} · ${workload} · skipped: it runs only against this service (cluster mode)`);
+        const reason = REALTIME_ONLY_REASON[workload] ?? 'it runs only against this service';
+        skipped.push({ target, workload, reason });
+        say(`${target} · ${workload} · skipped: ${reason}`);
       }
       if (runnable.length === 0) continue;
       // Quick mode: one server and one set of load generators per target, reused by every workload.
@@ -181,7 +183,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
             continue;
           }
           // G measures every setup in each run (interleaved, so drift hits them alike); the others one.
-          const setups: Array<ClusterSetup | null> = workload === 'G' ? [...sizes.G.setups] : [null];
+          // H measures every presence variant in each run, each on a server of its own.
+          const setups: Array<ClusterSetup | PresenceVariant | null> = workload === 'G' ? [...sizes.G.setups] : workload === 'H' ? [...sizes.H.variants] : [null];
           for (let run = 1; run <= options.runs; run += 1) {
             for (const setup of setups) {
               for (let attempt = 0; ; attempt += 1) {
@@ -192,9 +195,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
                 try {
                   const early = setup ? prespawned.get(setup.label) : undefined;
                   if (setup) prespawned.delete(setup.label);
-                  session = setup
-                    ? await (early ?? openClusterSession({ setup, redisUrl, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
-                    : (shared ?? (await openSession(target, plan.procs.length)));
+                  session =
+                    setup && 'batchMs' in setup
+                      ? await openSession(target, plan.procs.length, options.quick ? null : pins.server, setup.batchMs === null ? {} : { BENCH_PRESENCE_BATCH_MS: String(setup.batchMs) })
+                      : setup
+                        ? await (early ?? openClusterSession({ setup, redisUrl, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
+                        : (shared ?? (await openSession(target, plan.procs.length)));
                   const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`), redis: session.cluster ? watch : null }, session);
                   // A busy neighbour on our cores spoils latency and throughput, and someone else's Redis
                   // traffic the per-message Redis figures: measure again (a few times at most).
@@ -328,7 +334,7 @@ interface RunContext {
   redis?: RedisWatch | null;
 }
 
-interface VariantOutcome {
+export interface VariantOutcome {
   variant: string;
   metrics: Record<string, number>;
   checks: Checks;
@@ -337,6 +343,7 @@ interface VariantOutcome {
 /** One run: fresh server and load generators, connect, phases, verify, tear down. */
 async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcome[]> {
   const { target, workload, plan, sizes, say } = ctx;
+  if (workload === 'H') return runPresenceStorm({ target, plan, sizes, say }, session);
   const { server, servers } = session;
   const loadgens = session.loadgens.slice(0, plan.procs.length);
   {

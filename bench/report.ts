@@ -9,7 +9,7 @@ import os from 'node:os';
 import { REPO_ROOT } from './lib/proc.ts';
 import { TARGET_LABELS, TARGETS, type Target } from './lib/types.ts';
 import { checksPassed, MAIN_REDIS_COMMANDS, summarizeChecks, type BenchResult, type CaseResult } from './orchestrator.ts';
-import { CLUSTER_SETUPS, type Workload } from './workloads.ts';
+import { CLUSTER_SETUPS, PRESENCE_VARIANTS, type Workload } from './workloads.ts';
 
 export interface Environment {
   date: string;
@@ -155,6 +155,8 @@ function title(w: Workload, s: BenchResult['sizes'], result: BenchResult): strin
     }
     case 'G':
       return `G — cluster fan-out: one room of ${n(s.G.receivers)} over two nodes sharing it through Redis, against one node`;
+    case 'H':
+      return `H — presence storm: ${n(s.H.members)} members join one room within ${s.H.spreadMs / 1000} s`;
   }
 }
 
@@ -275,6 +277,9 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
       case 'G':
         out.push(clusterSection(result));
         break;
+      case 'H':
+        out.push(presenceSection(result));
+        break;
     }
     if (result.cases.some((c) => c.workload === w && saturated(c, result.loadgenCores))) {
       out.push('');
@@ -292,6 +297,32 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
     for (const f of failures) out.push(`- ${f}`);
     out.push('');
   }
+  return out.join('\n');
+}
+
+/** H: presence frames and CPU per batching variant, and the ratios against the unbatched one. */
+function presenceSection(result: BenchResult): string {
+  const out: string[] = [];
+  const variants = PRESENCE_VARIANTS.filter((v) => find(result, 'realtime', 'H', v.label));
+  out.push(
+    table(
+      ['server', 'presence frames / member, median', 'max', 'presence deliveries', 'server CPU ms', 'server CPU %', 'load-gen CPU %', 'all joined after s', 'every view complete after s', 'every view complete'],
+      variants.map((v) => {
+        const c = find(result, 'realtime', 'H', v.label);
+        return [v.label, cell(c, 'presenceFramesMedian'), cell(c, 'presenceFramesMax'), cell(c, 'presenceDeliveries'), cell(c, 'serverCpuMs'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), cell(c, 'joinSpanS'), cell(c, 'completeS'), checkCell(c)];
+      }),
+    ),
+  );
+  out.push('');
+  const [batched, before] = PRESENCE_VARIANTS.map((v) => find(result, 'realtime', 'H', v.label));
+  if (batched && before && batched.runs.length > 0 && before.runs.length > 0) {
+    const r = (key: string) => fmt(metricSummary(before, key).median / metricSummary(batched, key).median);
+    out.push(`Without batching (medians): ${r('presenceDeliveries')}× the presence deliveries, ${r('presenceFramesMax')}× the frames of the member that got most, ${r('serverCpuMs')}× the server CPU, ${r('completeS')}× the time until every view is complete.`, '');
+  }
+  out.push(
+    'Every member\'s socket is open before the storm; member *i* starts `conversation.events` at *i* × spread / members. A member\'s view is built as the typed client builds it (the `subscribed` snapshot of at most 100, `conversation.presence` pages when it lists fewer than `memberCount`, single presence events and `presence_diff`s); "complete" means it holds every member. ' +
+      'Server CPU covers the whole storm, from the first join until every view is complete: joins, snapshots, presence events and the pages. Socket.IO and plain ws have no presence of their own, so H runs only against this service. "Every view complete" counts views as the deliveries checked.',
+  );
   return out.join('\n');
 }
 

@@ -51,10 +51,11 @@ function spawnLoadgens(count: number): IpcChild[] {
   return Array.from({ length: count }, (_, i) => spawnChild({ name: `loadgen${i}`, script: 'loadgen.ts', cpus: pins.loadgen, heapMb: 6144 }));
 }
 
-export async function openSession(target: Target, loadgenCount: number, serverCpus: string | null = cpuPlan().server): Promise<Session> {
+/** `env`: more for the server process (H: BENCH_PRESENCE_BATCH_MS). */
+export async function openSession(target: Target, loadgenCount: number, serverCpus: string | null = cpuPlan().server, env: Record<string, string> = {}): Promise<Session> {
   const secret = randomBytes(32).toString('base64url');
   const base = process.hrtime.bigint();
-  const server = spawnChild({ name: `server(${target})`, script: SERVER_SCRIPTS[target], cpus: serverCpus, env: { BENCH_SECRET: secret }, heapMb: 8192 });
+  const server = spawnChild({ name: `server(${target})`, script: SERVER_SCRIPTS[target], cpus: serverCpus, env: { ...env, BENCH_SECRET: secret }, heapMb: 8192 });
   const loadgens = spawnLoadgens(loadgenCount);
   try {
     const [{ port }] = await Promise.all([server.waitEvent<{ port: number }>('ready'), ...loadgens.map((l) => l.waitEvent('ready'))]);

@@ -4,7 +4,7 @@
  */
 import type { ConnSpec } from './lib/types.ts';
 
-export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F', 'G'] as const;
+export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -28,10 +28,31 @@ export interface Sizes {
   F: { total: number; hotReceivers: number; idlePerRoom: number; rate: number };
   /** Cluster fan-out: one room split over the nodes, one sender per node; A's flood, then B's fixed rate. */
   G: { receivers: number; window: number; rate: number; setups: readonly ClusterSetup[] };
+  /** Presence storm: `members` join one room within `spreadMs`, on a server per batching variant. */
+  H: { members: number; spreadMs: number; variants: readonly PresenceVariant[] };
 }
 
+/** One server setting H is measured with; every run measures all of them, in this order. */
+export interface PresenceVariant {
+  label: string;
+  /** PRESENCE_BATCH_MS; null = the default. */
+  batchMs: number | null;
+}
+
+/** Batching as shipped, then switched off (every change its own event: the behaviour before issue 13). */
+export const PRESENCE_VARIANTS: readonly PresenceVariant[] = [
+  { label: 'PRESENCE_BATCH_MS default (50)', batchMs: null },
+  { label: 'PRESENCE_BATCH_MS=0 (before)', batchMs: 0 },
+];
+
 /** Workloads only the realtime target runs (the others have no cluster mode here). */
-export const REALTIME_ONLY: readonly Workload[] = ['G'];
+export const REALTIME_ONLY: readonly Workload[] = ['G', 'H'];
+
+/** Why a REALTIME_ONLY workload is not run against another target. */
+export const REALTIME_ONLY_REASON: Record<string, string> = {
+  G: 'it runs only against this service (cluster mode)',
+  H: 'Socket.IO and plain ws have no presence (an application builds its own on top), so there is no presence storm to measure',
+};
 
 /** One server setup G is measured on; every run measures all of them, in this order. */
 export interface ClusterSetup {
@@ -63,6 +84,7 @@ export const FULL: Sizes = {
   E: { receivers: 1000, concurrency: 4 },
   F: { total: 20_000, hotReceivers: 1000, idlePerRoom: 10, rate: 100 },
   G: { receivers: 1000, window: 8, rate: 100, setups: CLUSTER_SETUPS },
+  H: { members: 1000, spreadMs: 2000, variants: PRESENCE_VARIANTS },
 };
 
 export const QUICK: Sizes = {
@@ -81,6 +103,7 @@ export const QUICK: Sizes = {
   F: { total: 200, hotReceivers: 20, idlePerRoom: 10, rate: 100 },
   // Quick: the baseline and the two nodes only (each realtime node takes seconds to start).
   G: { receivers: 20, window: 2, rate: 100, setups: [ONE_NODE, TWO_NODES_REDIS] },
+  H: { members: 120, spreadMs: 300, variants: PRESENCE_VARIANTS },
 };
 
 export interface Plan {
@@ -181,6 +204,20 @@ export function planFor(workload: Workload, sizes: Sizes, maxOpenFiles: number):
         rooms,
         ackMode: false,
         description: `${total.toLocaleString('en-US')} connections: one hot room of ${hotReceivers} receivers at ${rate} msgs/s, the rest idle in rooms of ${idlePerRoom}`,
+      };
+    }
+    case 'H': {
+      // Members only (no sender): each keeps a presence view; they join on the orchestrator's schedule.
+      const { members } = sizes.H;
+      const room = 'h-room';
+      const conns: ConnSpec[] = Array.from({ length: members }, (_, i) => ({ i, user: `h-u${String(i).padStart(5, '0')}`, room }));
+      return {
+        procs: spread(conns, sizes.receiverProcs),
+        recipients: new Map([[room, members]]),
+        connections: members,
+        rooms: 1,
+        ackMode: false,
+        description: `presence storm: ${members.toLocaleString('en-US')} members, sockets open, join one room within ${sizes.H.spreadMs / 1000} s (a room coming back after a deploy); each keeps a presence view (snapshot, pages, single events, diffs)`,
       };
     }
     case 'G': {

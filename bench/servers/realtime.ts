@@ -8,7 +8,8 @@
  * Cluster mode (workload G): the orchestrator sets BENCH_REDIS_URL and BENCH_REDIS_KEY_PREFIX
  * (handed on as REDIS_URL and REDIS_KEY_PREFIX) and NODE_ID; the node reports ready only once
  * /readyz says its Redis connections are up. Without them the node never reads an ambient
- * REDIS_URL: workloads A–F always measure a single node.
+ * REDIS_URL: workloads A–F always measure a single node. Workload H sets BENCH_PRESENCE_BATCH_MS
+ * (handed on as PRESENCE_BATCH_MS) for its "before" variant.
  */
 import { createRealtimeServer } from '../../src/server.ts';
 import { serveBenchControl } from './common.ts';
@@ -17,6 +18,8 @@ const secret = process.env.BENCH_SECRET;
 if (!secret || secret.length < 32) throw new Error('BENCH_SECRET (>= 32 characters) is required');
 const redisUrl = process.env.BENCH_REDIS_URL;
 const redisKeyPrefix = process.env.BENCH_REDIS_KEY_PREFIX;
+/** Workload H: PRESENCE_BATCH_MS for this node (unset: the default). */
+const presenceBatchMs = process.env.BENCH_PRESENCE_BATCH_MS;
 
 const rt = createRealtimeServer({
   authSecret: secret,
@@ -26,6 +29,7 @@ const rt = createRealtimeServer({
     AUTH_SECRET: secret,
     ...(redisUrl && { REDIS_URL: redisUrl }),
     ...(redisKeyPrefix && { REDIS_KEY_PREFIX: redisKeyPrefix }),
+    ...(presenceBatchMs && { PRESENCE_BATCH_MS: presenceBatchMs }),
   },
   logLevel: 'silent',
   messageRatePerSec: 1_000_000_000,
