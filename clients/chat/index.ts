@@ -1,17 +1,17 @@
 /**
  * The typed chat client on the stock `@trpc/client`: one WebSocket (wsLink) for everything, so
- * the server knows the sending connection. Adds what an application otherwise writes itself:
+ * the server knows the sending connection — or, with `transport: 'sse'` (or `'auto'` where
+ * WebSockets cannot open), events over SSE and calls over HTTP (transport.ts builds the links).
+ * Adds what an application otherwise writes itself:
  * automatic ack of `ackRequired` messages, de-duplication by event id, automatic resume (the
  * tRPC client re-subscribes with the last tracked id), idempotent sends with retry, and a
  * throttled typing indicator that stops by itself.
  */
-import { createTRPCClient, createWSClient, TRPCClientError, wsLink, type TRPCClient } from '@trpc/client';
+import type { TRPCClientError, TRPCClient } from '@trpc/client';
 import { decodeJwt } from 'jose';
-import superjson from 'superjson';
-import { WebSocket as NodeWebSocket } from 'ws';
 import type { AppRouter } from '../../src/transport/router.ts';
 import type { RoomEvent, SendResult, MemberPresence, DeliveryReport, PendingDeliveryReport } from '../../src/domain/types.ts';
-import { shouldReconnect } from '../../src/transport/close-codes.ts';
+import { createTransport, type TransportKind, type TransportOptions } from './transport.ts';
 import type { HistoryPage } from '../../src/service/scrollback.ts';
 import { PresenceModel, type PresenceView } from './presence-model.ts';
 
@@ -20,13 +20,11 @@ export type { HistoryPage };
 export type { PresenceMember, PresenceView } from './presence-model.ts';
 
 export type TokenSource = string | (() => string | Promise<string>);
+export type { TransportKind, TransportOptions } from './transport.ts';
 
-export interface ChatClientOptions {
-  /**
-   * `ws://host:port/trpc`, or a function asked again on every (re)connection — to move to
-   * another node without a load balancer, say.
-   */
-  url: string | (() => string | Promise<string>);
+/** `url`, `transport` (websocket | sse | auto), `autoFallbackMs`, `retryDelayMs`, `maxFrameBytes`: see transport.ts. */
+export interface ChatClientOptions extends TransportOptions {
+  /** The token, or a function asked for a fresh one on every connection (and, over SSE/HTTP, every request). */
   token: TokenSource;
   /** Ack `ackRequired` messages automatically (default true). */
   autoAck?: boolean;
@@ -34,9 +32,7 @@ export interface ChatClientOptions {
   typingThrottleMs?: number;
   /** Typing: sent `isTyping: false` after this long without a `setTyping(true)` call (default 4000). */
   typingIdleMs?: number;
-  /** Reconnect back-off (default: 0, then 250 ms doubling up to 5 s). */
-  retryDelayMs?: (attempt: number) => number;
-  /** Called when the server closes the socket with a terminal code (4500–4999); the client then closes. */
+  /** Called when the server closes the socket with a terminal code (4500–4999); the client then closes. WebSocket only. */
   onTerminalClose?: (code: number) => void;
   /**
    * Called when the server refuses the connection for good — UNAUTHORIZED: the token is missing,
@@ -44,12 +40,6 @@ export interface ChatClientOptions {
    * reconnecting; every pending call and join fails with the same error.
    */
   onTerminalError?: (error: TRPCClientError<AppRouter>) => void;
-  /**
-   * Largest frame the client lets the tRPC link build (it puts every call of one tick into one
-   * frame): calls beyond it wait for the next frame. Keep it under the server's MAX_FRAME_BYTES
-   * (default 1 MiB); default 256 KiB.
-   */
-  maxFrameBytes?: number;
   /** How many event ids to remember per conversation for de-duplication (default 4096). */
   dedupWindow?: number;
 }
@@ -97,6 +87,8 @@ export interface Conversation extends AsyncIterable<{ id: string; event: RoomEve
 
 export interface ChatClient {
   readonly userId: string | undefined;
+  /** The transport in use: `websocket` or `sse`; undefined while `auto` is still trying the WebSocket. */
+  readonly transport: TransportKind | undefined;
   readonly trpc: TRPCClient<AppRouter>;
   join(conversationId: string, options?: JoinOptions): Conversation;
   send(conversationId: string, body: string, options?: SendOptions): Promise<SendResult>;
@@ -108,8 +100,6 @@ export interface ChatClient {
   history(conversationId: string, options?: HistoryOptions): Promise<HistoryPage>;
   close(): Promise<void>;
 }
-
-const defaultRetry = (attempt: number) => (attempt === 0 ? 0 : Math.min(250 * 2 ** (attempt - 1), 5000));
 
 export function createChatClient(options: ChatClientOptions): ChatClient {
   const autoAck = options.autoAck ?? true;
@@ -130,74 +120,30 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   if (typeof options.token === 'string') void resolveToken().catch(() => undefined);
 
   let closed = false;
-  // Node 20 has no global WebSocket: use `ws` there, the platform's one in browsers.
-  const BaseWebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? (NodeWebSocket as unknown as typeof WebSocket);
-  /**
-   * The server's latest connection-level refusal (`{"id":null,"error":…}`: UNAUTHORIZED for a bad
-   * token, SERVICE_UNAVAILABLE while draining). The stock client drops that frame, and a request
-   * flushed just as the server closes the refused socket fails with a bare "connection is not
-   * open"; `explain` gives the application the real reason instead.
-   */
-  let refusal: TRPCClientError<AppRouter> | null = null;
   /** Why the server refused this client for good, once it has. */
   let terminalError: TRPCClientError<AppRouter> | null = null;
-  const budget = new FrameBudget(options.maxFrameBytes ?? 256 * 1024);
-  class ObservedWebSocket extends BaseWebSocket {
-    constructor(...args: ConstructorParameters<typeof WebSocket>) {
-      super(...args);
-      budget.socket = this;
-      this.addEventListener('open', () => budget.changed());
-      this.addEventListener('close', () => budget.changed());
-      this.addEventListener('message', (event: MessageEvent) => {
-        const data: unknown = event.data;
-        if (typeof data !== 'string') return;
-        if (data.startsWith('{"id":null,"error"')) {
-          try {
-            refusal = TRPCClientError.from({ error: superjson.deserialize((JSON.parse(data) as { error: Parameters<typeof superjson.deserialize>[0] }).error) });
-          } catch {
-            return; // not a frame we understand: leave the stock error as it is
-          }
-          if (refusal.data?.code === 'UNAUTHORIZED' && !closed) {
-            // Refused for good: say so once and stop, rather than reconnect with the same token —
-            // after the frames of this turn, which answer each pending call with its own error.
-            const error = refusal;
-            terminalError = error;
-            setTimeout(() => {
-              if (closed) return;
-              options.onTerminalError?.(error);
-              for (const fail of openJoins) fail(error);
-              void client.close();
-            }, 0);
-          }
-        } else if (refusal && data.startsWith('{"id":')) {
-          refusal = null; // answered normally again
-        }
-      });
-    }
-
-    override send(data: Parameters<WebSocket['send']>[0]): void {
-      super.send(data);
-      if (data !== 'PING' && data !== 'PONG') budget.sent();
-    }
-  }
-  const explain = (error: unknown): unknown => (refusal && !(error instanceof TRPCClientError && error.data) ? refusal : error);
-
-  const wsClient = createWSClient({
-    url: options.url,
-    WebSocket: ObservedWebSocket,
-    connectionParams: async () => ({ token: await resolveToken() }),
-    retryDelayMs: options.retryDelayMs ?? defaultRetry,
-    keepAlive: { enabled: true, intervalMs: 20_000, pongTimeoutMs: 5_000 },
-    onClose: (cause) => {
-      const code = cause?.code ?? 1005;
-      if (!closed && !shouldReconnect(code)) {
-        options.onTerminalClose?.(code);
+  const transport = createTransport(options, {
+    token: resolveToken,
+    isClosed: () => closed,
+    refused(error) {
+      if (closed || terminalError) return;
+      // Refused for good (UNAUTHORIZED): say so once and stop, rather than reconnect with the
+      // same token — after the frames of this turn, which answer each pending call with its own error.
+      terminalError = error;
+      setTimeout(() => {
+        if (closed) return;
+        options.onTerminalError?.(error);
+        for (const fail of openJoins) fail(error);
         void client.close();
-      }
+      }, 0);
+    },
+    closedForGood(code) {
+      options.onTerminalClose?.(code);
+      void client.close();
     },
   });
-
-  const trpc = createTRPCClient<AppRouter>({ links: [wsLink({ client: wsClient, transformer: superjson })] });
+  const { trpc } = transport;
+  const explain = (error: unknown) => transport.explain(error);
 
   /** Joins still running, to fail with the reason when the server refuses the client for good. */
   const openJoins = new Set<(error: unknown) => void>();
@@ -253,7 +199,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       (after) => gated(null, () => trpc.conversation.presence.query({ conversationId, ...(after !== undefined && { after }) })),
     );
     const subscribe = (from: string | undefined) => trpc.conversation.events.subscribe(
-      { conversationId, ...(from !== undefined && { lastEventId: from }) },
+      { conversationId, ...(from !== undefined && { lastEventId: from }), ...(transport.clientId !== undefined && { clientId: transport.clientId }) },
       {
         onStarted: () => markStarted(),
         onData: ({ id, data: event }) => {
@@ -349,11 +295,11 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     return conversation;
   }
 
-  /** A call through the frame budget: it joins a frame only when that frame stays small enough. */
+  /** A call through the transport's budget: it joins a frame (or batch) only when that stays small enough. */
   async function gated<T>(input: unknown, call: () => Promise<T>): Promise<T> {
     // A closed client stays closed (the stock client would open a new socket for the call).
     if (closed) throw terminalError ?? new Error('the chat client is closed');
-    await budget.admit(input);
+    await transport.admit(input).catch(() => undefined); // refused only when closed: said below
     if (closed) throw terminalError ?? new Error('the chat client is closed');
     return call();
   }
@@ -361,7 +307,8 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   async function send(conversationId: string, body: string, sendOptions: SendOptions = {}): Promise<SendResult> {
     // A clientMessageId makes the send idempotent, so a retry after a dropped socket is safe.
     const clientMessageId = sendOptions.clientMessageId ?? crypto.randomUUID();
-    const input = { conversationId, body, clientMessageId, ...(sendOptions.ack !== undefined && { ack: sendOptions.ack }), ...(sendOptions.echo !== undefined && { echo: sendOptions.echo }) };
+    // Over SSE the clientId keeps the message off this client's own streams (unless `echo`).
+    const input = { conversationId, body, clientMessageId, ...(transport.clientId !== undefined && { clientId: transport.clientId }), ...(sendOptions.ack !== undefined && { ack: sendOptions.ack }), ...(sendOptions.echo !== undefined && { echo: sendOptions.echo }) };
     for (let attempt = 0; ; attempt += 1) {
       try {
         const result = await gated(input, () => trpc.message.send.mutate(input));
@@ -405,6 +352,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     get userId() {
       return userId;
     },
+    get transport() {
+      return transport.kind;
+    },
     trpc,
     join,
     send,
@@ -424,10 +374,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     async close() {
       if (closed) return;
       closed = true;
-      budget.close();
       for (const state of typingState.values()) if (state.idle) clearTimeout(state.idle);
       typingState.clear();
-      await wsClient.close();
+      await transport.close();
     },
   };
   return client;
@@ -436,8 +385,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 function isConnectionError(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message} ${String(error.cause ?? '')}` : '';
   const cause = error instanceof Error ? (error.cause as { type?: unknown } | undefined) : undefined;
-  // Also "Active connection is not open" and an "Unknown error" caused by a CloseEvent (found by chaos).
-  return /WebSocket|closed|not open|ECONNRE/i.test(text) || cause?.type === 'close';
+  // Also "Active connection is not open" and an "Unknown error" caused by a CloseEvent (found by
+  // chaos); over HTTP, a request that never got an answer ("fetch failed").
+  return /WebSocket|closed|not open|ECONNRE|fetch failed/i.test(text) || cause?.type === 'close';
 }
 
 /** Whether `id` is `resumeFrom` or older, in the same room history (ids of one epoch sort as strings). */
@@ -445,49 +395,4 @@ function isAtOrBefore(id: string, resumeFrom: string | undefined): boolean {
   if (resumeFrom === undefined) return false;
   const epoch = id.slice(0, id.indexOf(':') + 1);
   return epoch !== '' && resumeFrom.startsWith(epoch) && id <= resumeFrom;
-}
-
-/**
- * Keeps the frames the stock wsLink builds under a size: it sends every call made while one
- * frame is being gathered (the same tick, or all that waited for a reconnect) as one frame, and
- * a server refuses a frame over its MAX_FRAME_BYTES. A call is let through while the frame being
- * gathered stays within `maxBytes` (or is empty); later calls wait until that frame has left, and
- * nothing is let through while the socket is not open, so an offline backlog leaves in pieces.
- */
-class FrameBudget {
-  socket: WebSocket | null = null;
-  private used = 0;
-  private waiters: Array<() => void> = [];
-  private closed = false;
-  private readonly encoder = new TextEncoder();
-
-  constructor(private readonly maxBytes: number) {}
-
-  async admit(input: unknown): Promise<void> {
-    // The request's size on the wire, give or take its envelope.
-    const bytes = 160 + (input === null || input === undefined ? 0 : this.encoder.encode(JSON.stringify(superjson.serialize(input))).length);
-    while (!this.closed) {
-      if (this.socket?.readyState === 1 && (this.used === 0 || this.used + bytes <= this.maxBytes)) {
-        this.used += bytes;
-        return;
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-
-  /** A frame left: the next one starts empty. */
-  sent(): void {
-    this.used = 0;
-    this.changed();
-  }
-
-  /** The socket opened, closed or sent: waiting calls look again. */
-  changed(): void {
-    for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.changed();
-  }
 }
