@@ -317,6 +317,14 @@ describe('the typed chat client on SSE', () => {
     expect(bodies(a.log)).toEqual(['b1', 'a2 echoed', 'marker']);
     expect(bodies(a2.log)).toEqual(['a2 echoed', 'a3', 'marker']);
     expect(bodies(b.log)).toEqual(['a1', 'a2 echoed', 'a3']); // the marker is bob's own
+
+    // close() ends the client's streams (its joins complete), as over WebSocket; the other client stays.
+    const ended = (async () => {
+      for await (const _ of a.conversation) void _;
+    })();
+    await alice.close();
+    await ended;
+    await waitUntil(() => t.app.service.registry.userConnections('alice').size === 1, { what: "alice's first client's stream to end" });
   });
 
   it('resumes after dropped streams: every message exactly once, none of its own', async () => {

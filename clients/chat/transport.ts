@@ -216,19 +216,39 @@ function sseTransport(options: TransportOptions, hooks: TransportHooks, clientId
       fetch: async (url, init) => fetch(`${await httpUrl()}${String(url).slice(placeholder.length)}`, init as RequestInit),
     }),
   });
+  /** Open streams, ended (and completed, as a closed wsClient completes its subscriptions) by close(). */
+  const streams = new Set<() => void>();
   // A refusal for good (missing, invalid or expired token) on any call or stream ends the client,
   // as a refused socket does: the fresh token was refused, retrying cannot help.
   const watch: TRPCLink<AppRouter> = () => ({ op, next }) =>
     observable((observer) => {
+      let done = false;
+      const settle = () => {
+        done = true;
+        streams.delete(end);
+      };
+      const end = () => {
+        settle();
+        subscription.unsubscribe();
+        observer.complete();
+      };
       const subscription = next(op).subscribe({
         next: (value) => observer.next(value),
         error: (error) => {
+          settle();
           if (error.data?.code === 'UNAUTHORIZED') hooks.refused(error);
           observer.error(error);
         },
-        complete: () => observer.complete(),
+        complete: () => {
+          settle();
+          observer.complete();
+        },
       });
-      return () => subscription.unsubscribe();
+      if (op.type === 'subscription' && !done) streams.add(end);
+      return () => {
+        settle();
+        subscription.unsubscribe();
+      };
     });
   const links = [watch, link];
   const transport: ChatTransport & { links: TRPCLink<AppRouter>[] } = {
@@ -238,7 +258,10 @@ function sseTransport(options: TransportOptions, hooks: TransportHooks, clientId
     clientId,
     admit: (input) => budget.admit(input),
     explain: (error) => error,
-    close: async () => budget.close(),
+    async close() {
+      budget.close();
+      for (const end of [...streams]) end();
+    },
   };
   return transport;
 }
