@@ -396,14 +396,16 @@ describe('the typed chat client on SSE', () => {
   it('sends a burst of 120 in one tick (batches of at most 50), and splits large ones by bytes', async () => {
     // A small MAX_FRAME_BYTES: 40 sends of 2 KB would be one body of ~100 KB, refused whole.
     await using t = await startTestApp({ ...SSE, maxFrameBytes: 32 * 1024, messageRateBurst: 1000 });
-    const alice = await sseClient(t, 'alice', { maxFrameBytes: 16 * 1024 });
+    const alice = await sseClient(t, 'alice');
+    const alice2 = await sseClient(t, 'alice', { maxFrameBytes: 16 * 1024 });
     const bob = await t.client('bob');
     const b = joinLogged(bob, 'burst');
     await b.conversation.started;
 
+    // 120 small ones fit one body: the batch link's maxItems splits them (the server refuses a batch over 50 whole).
     const small = await Promise.all(Array.from({ length: 120 }, (_, i) => alice.send('burst', `s${i}`)));
     expect(new Set(small.map((r) => r.eventId)).size).toBe(120);
-    const large = await Promise.all(Array.from({ length: 40 }, (_, i) => alice.send('burst', `l${i}:${'x'.repeat(2000)}`)));
+    const large = await Promise.all(Array.from({ length: 40 }, (_, i) => alice2.send('burst', `l${i}:${'x'.repeat(2000)}`)));
     expect(large).toHaveLength(40);
     await waitUntil(() => bodies(b.log).length === 160, { what: 'bob to get all 160' });
     // Concurrent HTTP requests (and the calls of one batch) are not ordered among themselves.
