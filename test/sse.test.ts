@@ -364,6 +364,29 @@ describe('the typed chat client on SSE', () => {
     expect(firstOutOfOrder(chat.log.map((e) => e.id))).toBeNull();
   });
 
+  it('reconnects with a fresh token from the token function when the server ends a stream at its expiry', async () => {
+    await using t = await startTestApp(SSE);
+    const tokens: string[] = [];
+    const bob = await sseClient(t, 'bob', {
+      token: async () => {
+        // The first token lives one second; every later one an hour.
+        const token = await t.token('bob', { expiresIn: tokens.length === 0 ? 1 : 3600 });
+        tokens.push(token);
+        return token;
+      },
+    });
+    const chat = joinLogged(bob, 'room');
+    let starts = 0;
+    chat.conversation.on('subscribed', () => (starts += 1));
+    await chat.conversation.started;
+    // The sweep ends the stream at the first token's expiry; the EventSource comes back with a new one.
+    await waitUntil(() => starts === 2, { timeoutMs: 5000, what: 'the stream to come back after the token expired' });
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    const alice = await t.client('alice');
+    await alice.send('room', 'still here');
+    await waitUntil(() => bodies(chat.log).includes('still here'), { what: 'a message on the renewed stream' });
+  });
+
   it('hands resync to the application when resuming from an unknown history', async () => {
     await using t = await startTestApp(SSE);
     const bob = await sseClient(t, 'bob');
