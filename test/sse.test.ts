@@ -327,6 +327,26 @@ describe('the typed chat client on SSE', () => {
     await waitUntil(() => t.app.service.registry.userConnections('alice').size === 1, { what: "alice's first client's stream to end" });
   });
 
+  it('takes an http(s) URL, or a ws URL with a query, and a URL function', async () => {
+    await using t = await startTestApp(SSE);
+    const bob = await t.client('bob');
+    const b = joinLogged(bob, 'urls');
+    await b.conversation.started;
+    const urls = [`${t.baseUrl}/trpc`, `${t.wsUrl}?tenant=acme`, () => Promise.resolve(`${t.wsUrl}/`)];
+    for (const [i, url] of urls.entries()) {
+      const alice = createChatClient({ url, transport: 'sse', token: await t.token(`alice${i}`) });
+      try {
+        await alice.join('urls').started;
+        await alice.send('urls', `via url ${i}`);
+        expect((await alice.presence('urls')).map((m) => m.userId)).toContain(`alice${i}`);
+      } finally {
+        await alice.close();
+      }
+    }
+    await waitUntil(() => bodies(b.log).length === 3, { what: 'the three messages' });
+    expect(bodies(b.log)).toEqual(['via url 0', 'via url 1', 'via url 2']);
+  });
+
   it('resumes after dropped streams: every message exactly once, none of its own', async () => {
     await using t = await startTestApp(SSE);
     const alice = await t.client('alice');

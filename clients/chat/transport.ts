@@ -113,6 +113,14 @@ function withScheme(url: string, map: Record<string, string>): string {
   return `${scheme}${url.slice(parsed.protocol.length)}`.replace(/\/+$/, '');
 }
 
+/** `base` (which may carry a query) + `rest` (a path and maybe a query): `…/trpc?a=1` + `/x?batch=1` → `…/trpc/x?a=1&batch=1`. */
+function rebase(base: string, rest: string): string {
+  const [basePath = '', baseQuery] = base.split('?', 2);
+  const [restPath = '', restQuery] = rest.split('?', 2);
+  const query = [baseQuery, restQuery].filter(Boolean).join('&');
+  return `${basePath}${restPath}${query ? `?${query}` : ''}`;
+}
+
 const resolveUrl = async (url: TransportOptions['url']): Promise<string> => (typeof url === 'function' ? url() : url);
 
 function randomClientId(): string {
@@ -213,7 +221,7 @@ function sseTransport(options: TransportOptions, hooks: TransportHooks, clientId
       maxItems: HTTP_BATCH_MAX_ITEMS,
       maxURLLength: HTTP_MAX_URL_LENGTH,
       headers: async () => ({ Authorization: `Bearer ${await hooks.token()}` }),
-      fetch: async (url, init) => fetch(`${await httpUrl()}${String(url).slice(placeholder.length)}`, init as RequestInit),
+      fetch: async (url, init) => fetch(rebase(await httpUrl(), String(url).slice(placeholder.length)), init as RequestInit),
     }),
   });
   /** Open streams, ended (and completed, as a closed wsClient completes its subscriptions) by close(). */
