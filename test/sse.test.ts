@@ -53,7 +53,7 @@ function stockClient(baseUrl: string, token: string | null, extra: { connectionP
             },
           }),
         }),
-        false: httpBatchLink({ url: `${baseUrl}/trpc`, transformer: superjson, headers: auth }),
+        false: httpBatchLink({ url: `${baseUrl}/trpc`, transformer: superjson, maxItems: 50, headers: auth }),
       }),
     ],
   });
