@@ -116,13 +116,13 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
   });
 
   it('a message from a user who just joined never precedes its join', async () => {
-    await using t = await startTestApp({ presenceBatchMs: 5000 });
+    await using t = await startTestApp({ presenceBatchMs: 2500 });
     const alice = await t.client('alice');
     const a = joinLogged(alice, 'room');
     await a.conversation.started;
     await quiet(t);
     const bob = await t.client('bob');
-    await bob.join('room').started; // the leading single event: opens a 5 s window
+    await bob.join('room').started; // the leading single event: opens a 2.5 s window
     for (const u of ['carol', 'dave']) {
       const c = await t.client(u);
       await c.join('room').started; // buffered in the window
@@ -222,9 +222,16 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
     await conversation.started;
     await Promise.all(leaving.map((c) => c.close()));
     const changes: number[] = [];
-    conversation.onPresence((view) => changes.push(view.members.size));
+    const off = conversation.onPresence((view) => changes.push(view.members.size));
     await modelIs(conversation, ['late', ...users.slice(5)], 'the late joiner\'s model');
     expect(changes.length).toBeGreaterThan(0);
+    off();
+    // Typing is part of the model too.
+    const typist = clients.at(-1)!;
+    typist.setTyping('room', true);
+    await waitUntil(() => conversation.presence.members.get(users.at(-1)!)?.typing === true, { what: 'the typist to show as typing' });
+    typist.setTyping('room', false);
+    await waitUntil(() => conversation.presence.members.get(users.at(-1)!)?.typing === false, { what: 'the typist to stop' });
   });
 });
 
@@ -265,6 +272,17 @@ describeWithRedis('presence batching in a cluster', () => {
       // A member joining late on either node gets the same view (snapshot + pages).
       const late = (await connect('late', n2.wsUrl)).join('room');
       await modelIs(late, [...expected, 'late'].sort(), 'a late member on node 2');
+      // Pages from the cluster's presence store, on either node: ordered by user id, complete.
+      const reader2 = await connect('reader-2', n2.wsUrl);
+      const pages: string[] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await reader2.trpc.conversation.presence.query({ conversationId: 'room', limit: 7, ...(after !== undefined && { after }) });
+        expect(page.memberCount).toBe(expected.length + 1);
+        pages.push(...page.members.map((m) => m.userId));
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(pages).toEqual([...expected, 'late'].sort());
 
       // Members who join on node 2 and send at once: on node 1 each join (single or in a diff,
       // re-checked against Redis first) comes before the member's message.
