@@ -98,7 +98,8 @@ export class PresenceModel {
           this.onError(error); // stays incomplete until the next `subscribed`
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** failures));
+        // Unref'd: a closed client's failing pages must not keep a process alive.
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** failures).unref?.());
         if (generation !== this.generation) return;
         continue;
       }

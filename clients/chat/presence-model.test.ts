@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import type { MemberPresence, RoomEvent } from '../../src/domain/types.ts';
+import { PresenceModel, type PresencePage } from './presence-model.ts';
+
+/**
+ * The typed client's presence model on its own, fed events by hand: the races an integration
+ * test cannot hit on purpose (an event between a page's read and its answer, a new stream while
+ * a page of the old one is in flight).
+ */
+const at = new Date(0);
+const member = (userId: string, typing = false): MemberPresence => ({ userId, connections: 1, joinedAt: at, typing });
+const subscribed = (members: string[], memberCount: number): RoomEvent => ({ type: 'subscribed', conversationId: 'r', at, resumed: false, members: members.map((u) => member(u)), memberCount });
+const joined = (userId: string): RoomEvent => ({ type: 'user_joined', conversationId: 'r', at, userId });
+const left = (userId: string): RoomEvent => ({ type: 'user_left', conversationId: 'r', at, userId });
+
+/** Page requests answered by the test, in order. */
+function pager() {
+  const requests: Array<{ after: string | undefined; answer: (page: PresencePage) => void }> = [];
+  const fetchPage = (after: string | undefined) => new Promise<PresencePage>((resolve) => requests.push({ after, answer: resolve }));
+  return { requests, fetchPage };
+}
+
+const ids = (model: PresenceModel) => [...model.view.members.keys()].sort();
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('PresenceModel', () => {
+  it('pages in what the snapshot did not list, and re-applies events that came while a page was in flight', async () => {
+    const { requests, fetchPage } = pager();
+    const model = new PresenceModel(fetchPage);
+    const views: boolean[] = [];
+    model.onChange((v) => views.push(v.complete));
+    model.apply(subscribed(['a', 'b'], 4));
+    expect(model.view).toMatchObject({ complete: false, memberCount: 4 });
+    expect(requests).toHaveLength(1);
+    // Meanwhile: c leaves and e arrives; the page was read before both.
+    model.apply(left('c'));
+    model.apply(joined('e'));
+    requests[0]!.answer({ members: ['a', 'b', 'c'].map((u) => member(u)), memberCount: 4, next: 'c' });
+    await settle();
+    expect(requests).toHaveLength(2);
+    expect(requests[1]!.after).toBe('c');
+    requests[1]!.answer({ members: [member('d')], memberCount: 4, next: null });
+    await settle();
+    expect(ids(model)).toEqual(['a', 'b', 'd', 'e']);
+    expect(model.view).toMatchObject({ complete: true, memberCount: 4 });
+    expect(views.at(-1)).toBe(true);
+  });
+
+  it('drops the pages of a stream a newer `subscribed` replaced', async () => {
+    const { requests, fetchPage } = pager();
+    const model = new PresenceModel(fetchPage);
+    model.apply(subscribed(['a'], 3));
+    model.apply(subscribed(['a', 'x'], 2)); // a resume: complete at once
+    requests[0]!.answer({ members: ['a', 'b', 'c'].map((u) => member(u)), memberCount: 3, next: null });
+    await settle();
+    expect(ids(model)).toEqual(['a', 'x']);
+    expect(model.view.complete).toBe(true);
+  });
+
+  it('applies presence_diff net, and typing of a user whose join is still to come', () => {
+    const model = new PresenceModel(() => Promise.reject(new Error('no pages needed')));
+    model.apply(subscribed(['a', 'b'], 2));
+    model.apply({ type: 'typing', conversationId: 'r', at, userId: 'c', isTyping: true });
+    model.apply({ type: 'presence_diff', conversationId: 'r', at, joins: [{ userId: 'c', name: 'Cee' }, { userId: 'd' }], leaves: [{ userId: 'a', reason: 'disconnected' }] });
+    expect(ids(model)).toEqual(['b', 'c', 'd']);
+    expect(model.view.members.get('c')).toEqual({ userId: 'c', name: 'Cee', typing: true });
+    expect(model.view.members.get('d')).toEqual({ userId: 'd', typing: false });
+    expect(model.view.memberCount).toBe(3);
+    model.apply(left('c'));
+    model.apply(joined('c'));
+    expect(model.view.members.get('c')?.typing).toBe(false); // leaving turned it off
+  });
+});
