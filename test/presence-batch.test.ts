@@ -232,6 +232,10 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
     await waitUntil(() => conversation.presence.members.get(users.at(-1)!)?.typing === true, { what: 'the typist to show as typing' });
     typist.setTyping('room', false);
     await waitUntil(() => conversation.presence.members.get(users.at(-1)!)?.typing === false, { what: 'the typist to stop' });
+    // A resume starts from a fresh snapshot (and pages again); meanwhile two more leave.
+    await dropConnections(t, 'late');
+    await Promise.all(clients.slice(5, 7).map((c) => c.close()));
+    await modelIs(conversation, ['late', ...users.slice(7)], 'the model after a resume');
   });
 });
 
