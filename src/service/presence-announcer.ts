@@ -28,7 +28,8 @@ export interface PresenceAnnouncerDeps {
  * the registry; a cluster: Redis). The rules: a user (not a connection) joins once, leaves when
  * its last subscription stops (`user_left`), disconnects when its last connection drops and is
  * not back within PRESENCE_GRACE_MS (`user_disconnected`); typing changes of state only, never
- * echoed to the typist.
+ * echoed to the typist. Every announcement goes through `batch` (presence-batch.ts): a single
+ * event in a quiet room, one `presence_diff` per PRESENCE_BATCH_MS window while changes keep coming.
  */
 export class PresenceAnnouncer {
   readonly store: PresenceStore;
