@@ -2,6 +2,7 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { createChatClient, type ChatClient, type Conversation, type PresenceView, type RoomEvent } from '../clients/chat/index.ts';
+import { loadConfig } from '../src/config.ts';
 import type { AppRouter } from '../src/transport/router.ts';
 import { describeWithRedis, startCluster, type ClusterNode } from './support/cluster.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
@@ -28,6 +29,13 @@ function sameMembers(view: PresenceView, userIds: readonly string[]): boolean {
 }
 
 describe('presence batching (PRESENCE_BATCH_MS)', () => {
+  it('PRESENCE_BATCH_MS defaults to 50 and is validated like every setting', () => {
+    expect(loadConfig({}).presenceBatchMs).toBe(50);
+    expect(loadConfig({ PRESENCE_BATCH_MS: '0' }).presenceBatchMs).toBe(0);
+    expect(() => loadConfig({ PRESENCE_BATCH_MS: '-1' })).toThrow(/^Invalid configuration: PRESENCE_BATCH_MS="-1" /);
+    expect(() => loadConfig({ PRESENCE_BATCH_MS: 'soon' })).toThrow(/PRESENCE_BATCH_MS="soon" must be a whole number/);
+  });
+
   it('a single join in a quiet room goes out at once, as the user_joined it always was', async () => {
     await using t = await startTestApp({ presenceBatchMs: 2000 });
     const alice = await t.client('alice', { name: 'Alice' });
