@@ -49,12 +49,33 @@ describe('PresenceModel', () => {
   it('drops the pages of a stream a newer `subscribed` replaced', async () => {
     const { requests, fetchPage } = pager();
     const model = new PresenceModel(fetchPage);
+    model.onChange(() => undefined); // the application shows the list
     model.apply(subscribed(['a'], 3));
     model.apply(subscribed(['a', 'x'], 2)); // a resume: complete at once
     requests[0]!.answer({ members: ['a', 'b', 'c'].map((u) => member(u)), memberCount: 3, next: null });
     await settle();
     expect(ids(model)).toEqual(['a', 'x']);
     expect(model.view.complete).toBe(true);
+  });
+
+  it('pages nothing until the application looks, then once per stream', async () => {
+    const { requests, fetchPage } = pager();
+    const model = new PresenceModel(fetchPage);
+    model.apply(subscribed(['a'], 3));
+    model.apply(joined('d'));
+    await settle();
+    // 1,000 clients joining a big room that never show its members page nothing.
+    expect(requests).toHaveLength(0);
+    expect(model.view).toMatchObject({ complete: false, memberCount: 4 });
+    expect(requests).toHaveLength(1);
+    void model.view;
+    expect(requests).toHaveLength(1);
+    requests[0]!.answer({ members: ['a', 'b', 'c', 'd'].map((u) => member(u)), memberCount: 4, next: null });
+    await settle();
+    expect(model.view).toMatchObject({ complete: true, memberCount: 4 });
+    // A later stream (a resume) with a partial snapshot pages again by itself: the list is wanted.
+    model.apply(subscribed(['a'], 4));
+    expect(requests).toHaveLength(2);
   });
 
   it('applies presence_diff net, and typing of a user whose join is still to come', () => {

@@ -4,7 +4,9 @@
  * presence events (`user_joined`, `user_left`, `user_disconnected`), batched `presence_diff`s and
  * `typing`. A snapshot lists at most 100 members (PRESENCE_SNAPSHOT_LIMIT) with the total count;
  * when it lists fewer than there are, the model pages `conversation.presence` until it has them
- * all. Presence events that arrive while a page is in flight are applied at once and again after
+ * all — from the first time the application looks (`presence`, `onPresence`), not on every
+ * join: 1,000 clients joining a room of 1,000 that never show a member list must not each page
+ * the whole list (a million member entries serialized by the server for nothing). Presence events that arrive while a page is in flight are applied at once and again after
  * the pages are merged (a page may have been read before them). Every event sets a user's state
  * ("last event wins"), so applying one twice, or one a page already reflects, changes nothing.
  */
@@ -45,6 +47,10 @@ export class PresenceModel {
   private sincePaging: PresenceEvent[] | null = null;
   private readonly listeners = new Set<(view: PresenceView) => void>();
   private cached: PresenceView | null = null;
+  /** The application has looked: keep the list complete from now on. */
+  private wanted = false;
+  /** The stream generation whose pages were requested (once per `subscribed`). */
+  private pagedFor = -1;
 
   constructor(
     /** One page of `conversation.presence` after `after`. */
@@ -53,12 +59,14 @@ export class PresenceModel {
   ) {}
 
   get view(): PresenceView {
+    this.want();
     this.cached ??= { members: new Map(this.members), memberCount: this.complete ? this.members.size : Math.max(this.serverCount, this.members.size), complete: this.complete };
     return this.cached;
   }
 
   /** Registers the change callback; returns its remover. */
   onChange(listener: (view: PresenceView) => void): () => void {
+    this.want();
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -72,13 +80,25 @@ export class PresenceModel {
       this.serverCount = event.memberCount;
       this.complete = event.members.length >= event.memberCount;
       this.sincePaging = null;
-      if (!this.complete) void this.page(this.generation);
+      this.pageIfWanted();
       this.changed();
       return;
     }
     if (!isPresenceEvent(event)) return;
     this.sincePaging?.push(event);
     if (this.change(event)) this.changed();
+  }
+
+  private want(): void {
+    if (this.wanted) return;
+    this.wanted = true;
+    this.pageIfWanted();
+  }
+
+  private pageIfWanted(): void {
+    if (!this.wanted || this.complete || this.pagedFor === this.generation) return;
+    this.pagedFor = this.generation;
+    void this.page(this.generation);
   }
 
   private async page(generation: number): Promise<void> {
