@@ -86,6 +86,29 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
     expect(t.app.service.internals()).toMatchObject({ presenceWindows: 0, presencePending: 0 });
   });
 
+  it('a long burst makes the windows grow: 1.5 s of joins every 30 ms is a handful of presence events, not one per 50 ms', async () => {
+    await using t = await startTestApp({ presenceBatchMs: 50, subscribeRatePerSec: 1000, subscribeRateBurst: 1000 });
+    const alice = await t.client('alice');
+    const a = joinLogged(alice, 'burst');
+    await a.conversation.started;
+    await quiet(t);
+    const users = Array.from({ length: 50 }, (_, i) => `u${String(i).padStart(2, '0')}`);
+    const clients = await Promise.all(users.map((u) => t.client(u)));
+    const started = Date.now();
+    for (const [i, c] of clients.entries()) {
+      const due = started + i * 30;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      void c.join('burst');
+    }
+    await modelIs(a.conversation, ['alice', ...users]);
+    await quiet(t);
+    const events = presenceOf(a.log);
+    // Fixed 50 ms windows over ~1.5 s would be ~30 events; doubling windows (50…400 ms) about 7.
+    expect(events.length).toBeLessThanOrEqual(10);
+    expect(events[0]).toMatchObject({ type: 'user_joined', userId: 'u00' });
+    expect(new Set(events.flatMap((e) => (e.type === 'presence_diff' ? e.joins.map((j) => j.userId) : e.type === 'user_joined' ? [e.userId] : [])))).toEqual(new Set(users));
+  });
+
   it('leaves inside a window carry their reason; PRESENCE_BATCH_MS=0 keeps single events', async () => {
     {
       await using t = await startTestApp({ presenceBatchMs: 300 });

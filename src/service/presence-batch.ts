@@ -19,8 +19,13 @@ export interface PresenceBatchDeps {
   present?: (roomId: RoomId, userIds: UserId[]) => Promise<ReadonlySet<UserId>>;
 }
 
+/** A storm's windows grow to at most this many times PRESENCE_BATCH_MS. */
+export const MAX_WINDOW_FACTOR = 8;
+
 interface RoomWindow {
   timer: NodeJS.Timeout;
+  /** This window's length: PRESENCE_BATCH_MS, doubled after every window that had changes (up to MAX_WINDOW_FACTOR ×). */
+  ms: number;
   /** Net change per user against what this node last announced in the room. */
   changes: Map<UserId, PresenceChange>;
 }
@@ -31,9 +36,12 @@ interface RoomWindow {
  * out at once as today's single event (`user_joined`, `user_left`, `user_disconnected`), and
  * opens a window. Changes inside the window are gathered, net per user (a join and a leave of
  * the same user cancel out), and go out at its end as ONE `presence_diff` to every subscriber;
- * the window then restarts while changes keep coming, and closes after one without any. So a
- * quiet room looks exactly as before, and 1,000 members reconnecting within 2 s cost each member
- * about 2000 / PRESENCE_BATCH_MS presence events instead of 1,000.
+ * the window then restarts — twice as long, up to MAX_WINDOW_FACTOR × PRESENCE_BATCH_MS — while
+ * changes keep coming, and closes after one without any. So a quiet room looks exactly as
+ * before, a lone change waits at most PRESENCE_BATCH_MS, and a storm costs each member a handful
+ * of presence events however long it lasts: 1,000 members reconnecting within 2 s — or within
+ * 4 s on a busy node — about 10 instead of 1,000 (a fixed window would give 2000 / 50 = 40, and
+ * twice that if the storm stretches to 4 s).
  *
  * Ordering: a room's pending diff is published before any other stored event this node
  * publishes in that room (`beforePublish`, called by the service's publish path), so a message
@@ -57,7 +65,7 @@ export class PresenceBatch {
     const window = this.windows.get(roomId);
     if (!window) {
       this.single(roomId, change);
-      this.open(roomId);
+      this.open(roomId, this.deps.batchMs);
       return;
     }
     const earlier = window.changes.get(change.userId);
@@ -90,12 +98,14 @@ export class PresenceBatch {
     this.windows.clear();
   }
 
-  private open(roomId: RoomId): void {
-    const timer = setTimeout(() => this.windowEnded(roomId), this.deps.batchMs);
+  private open(roomId: RoomId, ms: number): void {
+    const timer = setTimeout(() => this.windowEnded(roomId), ms);
     timer.unref();
     const window = this.windows.get(roomId);
-    if (window) window.timer = timer;
-    else this.windows.set(roomId, { timer, changes: new Map() });
+    if (window) {
+      window.timer = timer;
+      window.ms = ms;
+    } else this.windows.set(roomId, { timer, ms, changes: new Map() });
   }
 
   private windowEnded(roomId: RoomId): void {
@@ -105,8 +115,10 @@ export class PresenceBatch {
       this.windows.delete(roomId); // a quiet window: the next change goes out at once again
       return;
     }
+    // At most one presence event per window while changes keep coming, the windows growing.
+    const grown = window.changes.size > 0 ? Math.min(window.ms * 2, this.deps.batchMs * MAX_WINDOW_FACTOR) : window.ms;
     if (window.changes.size > 0) void this.flush(roomId, window);
-    this.open(roomId); // at most one presence event per window while changes keep coming
+    this.open(roomId, grown);
   }
 
   private flush(roomId: RoomId, window: RoomWindow): Promise<void> | undefined {
