@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * The files that load both cores for long stretches (chaos, storms, churn, soak and bench
@@ -8,6 +9,23 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * for everything (available parallelism − 1): 6 minutes; this way about 4.
  */
 const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/presence-storm.test.ts', 'test/soak-smoke.test.ts', 'test/regression/issue-11-churn.test.ts'];
+
+/**
+ * The slowest of the other files (tens of seconds each, mostly waiting on child processes):
+ * started first, so two workers do not end with one of them alone on a 35 s file. On a clean
+ * clone (CI) vitest has no durations cached and would order by file size.
+ */
+const SLOW_FIRST = ['test/cluster-failover.test.ts', 'test/bench-smoke.test.ts', 'test/cluster-harness.test.ts', 'test/regression/issue-11-http-edge.test.ts', 'test/admin-cli.test.ts', 'test/cluster-redis-outage.test.ts', 'test/regression/issue-6-chaos-findings.test.ts', 'test/presence-batch.test.ts', 'test/regression/issue-11-tokens-and-faults.test.ts', 'test/regression/issue-10-connection-edges.test.ts', 'test/shutdown.test.ts', 'test/codegen.test.ts'];
+
+class SlowFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (file: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((path) => file.moduleId.endsWith(path));
+      return i === -1 ? SLOW_FIRST.length : i;
+    };
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   resolve: {
@@ -23,6 +41,7 @@ export default defineConfig({
     env: { LOG_LEVEL: 'silent' },
     // The JSON report lets .ci/run close with a plain "N passed, N failed" line.
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    sequence: { sequencer: SlowFirst },
     projects: [
       { extends: true, test: { name: 'heavy', include: HEAVY, maxWorkers: 1, sequence: { groupOrder: 0 } } },
       {
