@@ -1,7 +1,4 @@
-import { createTRPCClient, httpSubscriptionLink } from '@trpc/client';
-import { EventSource } from 'eventsource';
-import superjson from 'superjson';
-import type { AppRouter } from '../../src/transport/router.ts';
+import { stockSseClient } from './raw-sse.ts';
 
 /**
  * One SSE stream of `conversation.events` through the stock client: tRPC's httpSubscriptionLink
@@ -16,16 +13,7 @@ export interface SseStream {
 }
 
 export function openSseStream(baseUrl: string, token: string, conversationId: string): SseStream {
-  const client = createTRPCClient<AppRouter>({
-    links: [
-      httpSubscriptionLink({
-        url: `${baseUrl}/trpc`,
-        transformer: superjson,
-        EventSource,
-        eventSourceOptions: () => ({ fetch: (u, init) => fetch(u, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${token}` } }) }),
-      }),
-    ],
-  });
+  const client = stockSseClient(baseUrl, token);
   let onStarted!: () => void;
   let onError!: (error: unknown) => void;
   const started = new Promise<void>((resolve, reject) => {
