@@ -1,12 +1,14 @@
 /**
  * A small terminal chat on the typed client:
  *   npm run chat -- --room lobby --token <jwt> [--url ws://localhost:3000/trpc]
- * Type a line to send it. Commands: /ack <text> (send with delivery report), /who, /quit.
- * Shows joins, leaves, typing, delivery reports and system events as they happen.
+ * Type a line to send it. A line starting with `/` is a command and never a message:
+ * /ack <text> (send with a delivery report), /who, /help, /quit.
+ * Shows the connection state, joins, leaves, typing, delivery reports and system events as they happen.
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { createChatClient, type RoomEvent } from '../chat/index.ts';
+import { decodeJwt } from 'jose';
+import { createChatClient, type DeliveryReport, type RoomEvent } from '../chat/index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,10 +24,42 @@ if (values.help || !values.token) {
   process.exit(values.help ? 0 : 1);
 }
 
+const HELP = [
+  '  commands (a line starting with / is never sent as a message):',
+  '    /ack <text>   send <text> and show its delivery report (who got it, who did not)',
+  '    /who          who is in the room, and who is typing',
+  '    /help         this list',
+  '    /quit         leave (end of input does too)',
+  '  anything else is sent as a message',
+].join('\n');
+
 const room = values.room;
+const token = values.token;
+/** Display names by user id: from the token, the presence snapshot, joins and messages. */
+const names = new Map<string, string>();
+const ownClaims = (() => {
+  try {
+    const claims = decodeJwt(token);
+    return { userId: claims.sub, name: typeof claims.name === 'string' ? claims.name : undefined };
+  } catch {
+    return { userId: undefined, name: undefined };
+  }
+})();
+if (ownClaims.userId !== undefined && ownClaims.name !== undefined) names.set(ownClaims.userId, ownClaims.name);
+
+function learn(userId: string, name: string | undefined): void {
+  if (name !== undefined && name !== '') names.set(userId, name);
+}
+function nameOf(userId: string): string {
+  return names.get(userId) ?? userId;
+}
+function list(userIds: readonly string[]): string {
+  return userIds.map(nameOf).join(', ');
+}
+
 const client = createChatClient({
   url: values.url,
-  token: values.token,
+  token,
   // The server's own words: missing, invalid or expired token — and, after a development
   // restart, that its secret changed and what to do.
   onTerminalError: (error) => {
@@ -55,29 +89,80 @@ function print(line: string): void {
   }
 }
 
+// The connection state, as the client reports it: every change is a line, and the prompt
+// carries it while not connected.
+type State = typeof client.state;
+const TRANSPORT_LABEL = { websocket: 'WebSocket', sse: 'SSE' } as const;
+function errorText(error: unknown): string {
+  if (error === null || error === undefined) return '';
+  return error instanceof Error ? error.message : String(error);
+}
+function describeState(state: State): string {
+  const why = errorText(state.error);
+  switch (state.status) {
+    case 'connecting':
+      return `* connecting to ${values.url}…${why ? ` (${why})` : ''}`;
+    case 'connected':
+      return `* connected · ${state.transport ? TRANSPORT_LABEL[state.transport] : '?'}`;
+    case 'reconnecting':
+      return `* reconnecting…${why ? ` (${why})` : ''}`;
+    case 'closed':
+      return `* closed${why ? `: ${why}` : ''}`;
+  }
+}
+let lastStateLine = '';
+function showState(state: State): void {
+  const line = describeState(state);
+  rl.setPrompt(state.status === 'connected' ? `${room}> ` : `${room} (${state.status})> `);
+  if (line === lastStateLine) return;
+  lastStateLine = line;
+  print(line);
+}
+showState(client.state);
+client.onState(showState);
+
+const MARK = { delivered: '✓ delivered', partial: '◐ partial', failed: '✗ failed' } as const;
+/** Reports shown, by message id: the acked send's `report` and the room's `message_delivered` may both bring one. */
+const reportsShown = new Set<string>();
+/** Reports of this process's acked sends not in yet. */
+const reportsDue = new Set<Promise<void>>();
+function showReport(r: DeliveryReport): void {
+  if (reportsShown.has(r.messageId)) return;
+  reportsShown.add(r.messageId);
+  const who = r.expected.length === 0
+    ? 'nobody else was here to deliver to'
+    : `${r.acked.length}/${r.expected.length} acked in ${r.latencyMs} ms${r.acked.length ? ` (${list(r.acked)})` : ''}${r.missing.length ? `; missing ${list(r.missing)}` : ''}`;
+  print(`  ${MARK[r.status]}: ${who}`);
+}
+
 function describe(event: RoomEvent): string | null {
   switch (event.type) {
     case 'message':
-      return `[${time(event.message.sentAt)}] ${event.message.senderName ?? event.message.senderId}: ${event.message.body}${event.message.ackRequired ? '  (ack requested)' : ''}`;
+      learn(event.message.senderId, event.message.senderName);
+      return `[${time(event.message.sentAt)}] ${nameOf(event.message.senderId)}: ${event.message.body}${event.message.ackRequired ? '  (ack requested)' : ''}`;
     case 'user_joined':
-      return `* ${event.name ?? event.userId} joined`;
+      learn(event.userId, event.name);
+      return `* ${nameOf(event.userId)} joined`;
     case 'user_left':
-      return `* ${event.userId} left`;
+      typingUsers.delete(event.userId);
+      return `* ${nameOf(event.userId)} left`;
     case 'user_disconnected':
-      return `* ${event.userId} disconnected`;
+      typingUsers.delete(event.userId);
+      return `* ${nameOf(event.userId)} disconnected`;
     case 'presence_diff': {
-      const names = (list: ReadonlyArray<{ userId: string; name?: string }>) => (list.length > 5 ? `${list.slice(0, 5).map((u) => u.name ?? u.userId).join(', ')} and ${list.length - 5} more` : list.map((u) => u.name ?? u.userId).join(', '));
-      const parts = [event.joins.length > 0 && `${names(event.joins)} joined`, event.leaves.length > 0 && `${names(event.leaves)} left`].filter(Boolean);
+      for (const u of event.joins) learn(u.userId, u.name);
+      for (const u of event.leaves) typingUsers.delete(u.userId);
+      const some = (ids: readonly string[]) => (ids.length > 5 ? `${list(ids.slice(0, 5))} and ${ids.length - 5} more` : list(ids));
+      const parts = [event.joins.length > 0 && `${some(event.joins.map((u) => u.userId))} joined`, event.leaves.length > 0 && `${some(event.leaves.map((u) => u.userId))} left`].filter(Boolean);
       return parts.length > 0 ? `* ${parts.join('; ')}` : null;
     }
     case 'typing':
       if (event.isTyping) typingUsers.add(event.userId);
       else typingUsers.delete(event.userId);
-      return typingUsers.size > 0 ? `  ${[...typingUsers].join(', ')} ${typingUsers.size > 1 ? 'are' : 'is'} typing…` : null;
-    case 'message_delivered': {
-      const r = event.report;
-      return `  ✓ ${r.status}: ${r.acked.length}/${r.expected.length} acked in ${r.latencyMs} ms${r.missing.length ? `; missing ${r.missing.join(', ')}` : ''}`;
-    }
+      return typingUsers.size > 0 ? `  ${list([...typingUsers])} ${typingUsers.size > 1 ? 'are' : 'is'} typing…` : null;
+    case 'message_delivered':
+      showReport(event.report);
+      return null;
     case 'conversation_updated':
       return `* conversation updated: ${JSON.stringify(event.changes)}`;
     case 'system':
@@ -85,8 +170,9 @@ function describe(event: RoomEvent): string | null {
     case 'resync':
       return `* history no longer covers the gap (${event.reason}); showing live messages from here`;
     case 'subscribed': {
+      for (const m of event.members) learn(m.userId, m.name);
       if (event.resumed) return null;
-      const others = event.members.filter((m) => m.userId !== client.userId).map((m) => m.name ?? m.userId);
+      const others = event.members.filter((m) => m.userId !== client.userId).map((m) => nameOf(m.userId));
       const more = event.memberCount - event.members.length;
       return `* in ${room}: ${others.length > 0 ? `${others.join(', ')}${more > 0 ? ` and ${more} more` : ''}` : 'nobody else yet'}`;
     }
@@ -110,15 +196,21 @@ conversation.on('subscribed', (event) => {
   const line = describe(event);
   if (line) print(line);
 });
+// Names the presence model pages in (members the snapshot did not list).
+conversation.onPresence((view) => {
+  for (const m of view.members.values()) learn(m.userId, m.name);
+});
 // Lines typed (or piped) before the subscription has started wait for it, in order.
 let pending: Promise<unknown> = conversation.started.then(() => {
-  print(`* joined ${room} as ${client.userId ?? '?'} — type to chat; /ack <text>, /who, /quit`);
+  const me = client.userId ?? ownClaims.userId;
+  print(`* joined ${room} as ${me === undefined ? '?' : nameOf(me)} — type to chat; /help lists the commands`);
   if (interactive) rl.prompt();
 });
 
 if (interactive) {
   process.stdin.on('keypress', (_chunk: unknown, key: { name?: string } | undefined) => {
-    if (key?.name !== 'return' && key?.name !== 'enter') client.setTyping(room, true);
+    // A command being typed is not typing a message.
+    if (key?.name !== 'return' && key?.name !== 'enter' && !rl.line.startsWith('/')) client.setTyping(room, true);
   });
 }
 
@@ -127,7 +219,8 @@ rl.on('line', (raw) => {
   pending = pending.then(() => handleLine(line)).catch((error: unknown) => print(`! ${error instanceof Error ? error.message : String(error)}`));
 });
 rl.on('close', () => {
-  void pending.then(async () => {
+  // Piped input (`echo '/ack hi' | npm run chat …`): the reports still on their way are waited for.
+  void pending.then(() => Promise.allSettled(reportsDue)).then(async () => {
     await client.close();
     process.exit(0);
   });
@@ -136,17 +229,38 @@ rl.on('close', () => {
 async function handleLine(line: string): Promise<void> {
   client.setTyping(room, false);
   if (line === '') return rl.prompt();
-  if (line === '/quit') return rl.close();
-  if (line === '/who') {
-    const members = await client.presence(room);
-    print(members.map((m) => `  ${m.name ?? m.userId} (${m.connections} connection${m.connections === 1 ? '' : 's'})${m.typing ? ' typing' : ''}`).join('\n') || '  nobody');
-    return;
-  }
-  if (line.startsWith('/ack ')) {
-    const result = await client.send(room, line.slice(5), { ack: true });
-    print(`  sent with ack, waiting for ${result.expected?.length ?? 0} recipient(s)`);
-    return;
-  }
+  if (line.startsWith('/')) return command(line);
   await client.send(room, line);
   if (interactive) rl.prompt();
+}
+
+/** A line starting with `/`: a command, never a message. */
+async function command(line: string): Promise<void> {
+  const space = line.indexOf(' ');
+  const name = space === -1 ? line : line.slice(0, space);
+  const rest = space === -1 ? '' : line.slice(space + 1).trim();
+  switch (name) {
+    case '/help':
+      return print(HELP);
+    case '/quit':
+      return rl.close();
+    case '/who': {
+      const members = await client.presence(room);
+      for (const m of members) learn(m.userId, m.name);
+      print(members.map((m) => `  ${nameOf(m.userId)} (${m.connections} connection${m.connections === 1 ? '' : 's'})${m.typing ? ' typing' : ''}`).join('\n') || '  nobody');
+      return;
+    }
+    case '/ack': {
+      if (rest === '') return print('! /ack needs a message: /ack <text>');
+      const { expected, report } = await client.send(room, rest, { ack: true });
+      print(`  sent with ack, waiting for ${expected?.length ?? 0} recipient(s)`);
+      // The report is printed when it comes, whatever is typed meanwhile.
+      const shown = report.then(showReport, (error: unknown) => print(`! no delivery report: ${errorText(error)}`));
+      reportsDue.add(shown);
+      void shown.finally(() => reportsDue.delete(shown));
+      return;
+    }
+    default:
+      return print(`! unknown command ${name} (not sent) — /help lists the commands`);
+  }
 }
