@@ -1,0 +1,199 @@
+import { mkdirSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from './support/start-test-app.ts';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { steps } from './support/browser-steps.ts';
+import { CHROMIUM, haveChromium } from './support/chromium.ts';
+
+/**
+ * Issue 14, end to end: the web chat the server serves at /chat, in a real headless Chromium
+ * (Debian's, driven by playwright-core), two browser contexts as two users in one conversation.
+ * Each context reaches the server through a TCP proxy of its own, so the test can really cut its
+ * connection (Chromium's `setOffline` holds an open WebSocket's frames instead of closing it) and,
+ * for the SSE run, refuse its WebSocket upgrades so the page falls back to SSE.
+ *
+ * Everything is found the way a person (or a screen reader) finds it: by label and role — the
+ * page's accessible contract (issue 14).
+ */
+
+const MISSING = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium; .ci/run does it in CI)`;
+const WAIT_MS = 8000;
+
+describe('web chat in headless Chromium', () => {
+  if (!haveChromium) {
+    if (process.env.CI) {
+      it('needs Chromium', () => {
+        throw new Error(MISSING);
+      });
+    } else {
+      console.warn(`web chat browser test skipped: ${MISSING}`);
+      it.skip(`skipped: ${MISSING}`, () => undefined);
+    }
+    return;
+  }
+
+  let t: TestApp;
+  let browser: Browser;
+  beforeAll(async () => {
+    // One server for the file. A short grace, so a cut user is really gone from presence soon;
+    // acks time out well after Bob's automatic ack comes back.
+    [t, browser] = await Promise.all([
+      startTestApp({ presenceGraceMs: 500, ackTimeoutMs: 5000, typingTimeoutMs: 10_000 }),
+      chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'] }),
+    ]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('over WebSocket: messages both ways, typing, a live delivery report; a real cut, resume, the 3 missed messages exactly once', { timeout: 40_000 }, async () => {
+    await conversationBetweenTwo('websocket');
+  });
+
+  it('with WebSockets blocked: the page falls back to SSE and does the same', { timeout: 40_000 }, async () => {
+    await conversationBetweenTwo('sse');
+  });
+
+  async function conversationBetweenTwo(mode: 'websocket' | 'sse'): Promise<void> {
+    const label = mode === 'websocket' ? 'WebSocket' : 'SSE';
+    const room = `e2e-${mode}`;
+    const target = { port: Number(new URL(t.baseUrl).port), blockWebSocket: mode === 'sse' };
+    await using proxyA = await startTcpProxy(target);
+    await using proxyB = await startTcpProxy(target);
+    const contexts: BrowserContext[] = [];
+    const pages: Record<string, Page> = {};
+    const pageErrors: string[] = [];
+    const step = steps(`web-chat-${mode}`, () => pages);
+    try {
+      const open = async (who: string, proxy: TcpProxy) => {
+        const context = await browser.newContext({ viewport: { width: 420, height: 900 }, locale: 'en-US' }); // phone-ish width
+        contexts.push(context);
+        const page = await context.newPage();
+        page.setDefaultTimeout(WAIT_MS);
+        page.on('pageerror', (error) => pageErrors.push(`${who}: ${error.message}`));
+        pages[who] = page;
+        await page.goto(`${proxy.baseUrl}/chat`);
+        return page;
+      };
+      const [alice, bob] = await step('open the page', () => Promise.all([open('alice', proxyA), open('bob', proxyB)]));
+
+      await step('connect and join', async () => {
+        // No dev tokens on a server with its own AUTH_SECRET: the picker is not offered.
+        expect(await alice.getByLabel('Dev token', { exact: true }).count()).toBe(0);
+        await Promise.all([
+          connectAndJoin(alice, await t.token('alice', { name: 'Alice' }), room, label),
+          connectAndJoin(bob, await t.token('bob', { name: 'Bob' }), room, label),
+        ]);
+        // Each sees both, by display name.
+        for (const page of [alice, bob]) for (const name of ['Alice', 'Bob']) await person(page, name).waitFor();
+        if (mode === 'sse') {
+          expect(proxyA.refusedUpgrades).toBeGreaterThan(0);
+          expect(proxyB.refusedUpgrades).toBeGreaterThan(0);
+        }
+      });
+
+      await step('messages both ways', async () => {
+        await send(alice, `Hello Bob, this is Alice over ${label}`);
+        await messageItem(bob, `Hello Bob, this is Alice over ${label}`).filter({ hasText: 'Alice' }).waitFor();
+        await send(bob, 'Hi Alice, Bob here', 'button');
+        await messageItem(alice, 'Hi Alice, Bob here').filter({ hasText: 'Bob' }).waitFor();
+        for (const page of [alice, bob]) {
+          expect(await messageItem(page, `Hello Bob, this is Alice over ${label}`).count()).toBe(1);
+          expect(await messageItem(page, 'Hi Alice, Bob here').count()).toBe(1);
+        }
+      });
+
+      await step('typing is seen by the other', async () => {
+        expect(await person(alice, 'Bob').filter({ hasText: 'typing…' }).count()).toBe(0);
+        await bob.getByLabel('Message', { exact: true }).pressSequentially('I am typ');
+        await person(alice, 'Bob').filter({ hasText: 'typing…' }).waitFor();
+        expect(await person(alice, 'Alice').filter({ hasText: 'typing…' }).count()).toBe(0);
+        expect(await person(bob, 'Bob').filter({ hasText: 'typing…' }).count()).toBe(0); // never echoed to the typist
+        await bob.getByLabel('Message', { exact: true }).fill('');
+      });
+
+      await step('a delivery report, live', async () => {
+        const body = `Please confirm (${label})`;
+        const ask = alice.getByLabel('Ask for a delivery report', { exact: true });
+        await ask.check();
+        await send(alice, body);
+        await messageItem(bob, body).waitFor();
+        const own = messageItem(alice, body);
+        await own.filter({ hasText: /Delivery: delivered/ }).waitFor();
+        expect(await own.count()).toBe(1);
+        expect(await own.textContent()).not.toMatch(/Delivery: (pending|partial|failed)/);
+        await ask.uncheck();
+      });
+
+      await step('a real cut: reconnects, resumes, shows the 3 missed messages exactly once', async () => {
+        expect(proxyA.offline()).toBeGreaterThan(0);
+        await connection(alice).filter({ hasText: /Reconnecting…/ }).waitFor();
+        // Bob still sees Alice for the grace, then not at all — and talks on.
+        const missed = [1, 2, 3].map((i) => `While you were away ${i} (${label})`);
+        for (const body of missed) await send(bob, body);
+        for (const body of missed) await messageItem(bob, body).waitFor();
+        await person(bob, 'Alice').waitFor({ state: 'detached' });
+        for (const body of missed) expect(await messageItem(alice, body).count()).toBe(0); // really cut off
+        await expect.poll(() => proxyA.refusedOffline, { timeout: WAIT_MS }).toBeGreaterThan(0); // it tries to come back meanwhile
+
+        proxyA.online();
+        await connection(alice).filter({ hasText: `Connected · ${label}` }).waitFor();
+        for (const body of missed) await messageItem(alice, body).waitFor();
+        // A message after them closes the window in which a late duplicate could still arrive.
+        await send(bob, `Welcome back (${label})`);
+        await messageItem(alice, `Welcome back (${label})`).waitFor();
+        for (const body of [...missed, `Hello Bob, this is Alice over ${label}`, 'Hi Alice, Bob here']) {
+          expect([body, await messageItem(alice, body).count()]).toEqual([body, 1]);
+        }
+        // In order, and a resume — not a resync.
+        const texts = await alice.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').allTextContents();
+        const positions = missed.map((body) => texts.findIndex((text) => text.includes(body)));
+        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        expect(await alice.getByText('Resynced').count()).toBe(0);
+        // Alice is back in Bob's list.
+        await person(bob, 'Alice').waitFor();
+      });
+
+      if (mode === 'websocket') {
+        mkdirSync('test-results', { recursive: true });
+        await alice.screenshot({ path: 'test-results/web-chat.png', fullPage: true });
+      }
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await Promise.allSettled(contexts.map((c) => c.close()));
+    }
+  }
+});
+
+async function connectAndJoin(page: Page, token: string, room: string, transport: string): Promise<void> {
+  await page.getByLabel('Token', { exact: true }).fill(token);
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await connection(page).filter({ hasText: `Connected · ${transport}` }).waitFor();
+  await page.getByLabel('Conversation', { exact: true }).fill(room);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await page.getByRole('button', { name: room, exact: true }).waitFor();
+}
+
+function connection(page: Page): Locator {
+  return page.getByRole('status', { name: 'Connection', exact: true });
+}
+
+function messageItem(page: Page, body: string): Locator {
+  return page.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').filter({ hasText: body });
+}
+
+function person(page: Page, name: string): Locator {
+  return page.getByRole('list', { name: 'People here', exact: true }).getByRole('listitem').filter({ hasText: name });
+}
+
+/** Types a message and sends it with Enter (or the Send button); it is sent once it is in the sender's own list and the box is empty. */
+async function send(page: Page, body: string, how: 'enter' | 'button' = 'enter'): Promise<void> {
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(body);
+  if (how === 'enter') await box.press('Enter');
+  else await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await messageItem(page, body).waitFor();
+  await expect.poll(() => box.inputValue(), { timeout: WAIT_MS }).toBe('');
+}
