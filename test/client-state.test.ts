@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { createChatClient, NotConnectedError, type ChatClient, type ConnectionState } from '../clients/chat/index.ts';
+import { joined } from './support/helpers.ts';
+import { startTestApp, TEST_SECRET } from './support/start-test-app.ts';
+import { dropConnections } from './support/wait.ts';
+import { mintToken } from '../src/auth/tokens.ts';
+
+/**
+ * The typed client as a UI sees it (issue 14): a connection state with the last error, calls
+ * that fail when the server stays out of reach, TypeErrors for URLs that cannot work, and each
+ * acked send's final report. Real server on port 0, real clients.
+ */
+
+/** Resolves with the first state (the current one included) that matches; rejects after `timeoutMs`. */
+function stateWhere(client: ChatClient, predicate: (state: ConnectionState) => boolean, timeoutMs = 5000): Promise<ConnectionState> {
+  return new Promise((resolve, reject) => {
+    if (predicate(client.state)) return resolve(client.state);
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no matching state within ${timeoutMs} ms; last: ${JSON.stringify({ ...client.state, error: client.state.error?.message })}`));
+    }, timeoutMs);
+    const off = client.onState((state) => {
+      if (!predicate(state)) return;
+      clearTimeout(timer);
+      off();
+      resolve(state);
+    });
+  });
+}
+
+describe('connection state', () => {
+  it('an unreachable port: connecting with ECONNREFUSED, and a send fails after callTimeoutMs naming the URL, the status and the error', async () => {
+    const token = await mintToken(TEST_SECRET, { userId: 'alice', conversations: ['*'] });
+    const chat = createChatClient({ url: 'ws://127.0.0.1:1/trpc', token, callTimeoutMs: 300, retryDelayMs: () => 50 });
+    try {
+      expect(chat.state).toEqual({ status: 'connecting', transport: 'websocket', error: null });
+      const seen: ConnectionState[] = [];
+      chat.onState((state) => seen.push(state));
+      const refused = await stateWhere(chat, (s) => s.error !== null);
+      expect(refused.status).toBe('connecting');
+      expect(refused.error?.message).toMatch(/ECONNREFUSED/);
+      expect(seen.at(-1)).toBe(refused);
+
+      const room = chat.join('lobby'); // joins wait, they do not fail
+      let joinFailed = false;
+      room.started.catch(() => (joinFailed = true));
+
+      const started = Date.now();
+      const error = await chat.send('lobby', 'hello?').then(() => null, (e: unknown) => e);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect((error as Error).message).toBe('not connected to ws://127.0.0.1:1/trpc after 300 ms (connecting): connect ECONNREFUSED 127.0.0.1:1');
+      await expect(chat.presence('lobby')).rejects.toThrow(/^not connected to ws:\/\/127\.0\.0\.1:1\/trpc after 300 ms \(connecting\)/);
+      expect(joinFailed).toBe(false);
+    } finally {
+      await chat.close();
+    }
+    expect(chat.state.status).toBe('closed');
+  });
+
+  it('throws a TypeError at once for a URL without a scheme, with another scheme, or without /trpc', () => {
+    for (const [url, says] of [
+      ['localhost:3000/trpc', /no ws\/wss\/http\/https scheme/],
+      ['127.0.0.1:3000/trpc', /not a URL/],
+      ['ftp://localhost:3000/trpc', /no ws\/wss\/http\/https scheme/],
+      ['ws://localhost:3000', /has the path "\/", not \/trpc/],
+      ['http://localhost:3000/api', /has the path "\/api", not \/trpc/],
+    ] as const) {
+      expect(() => createChatClient({ url, token: 'x' }), url).toThrow(TypeError);
+      expect(() => createChatClient({ url, token: 'x' }), url).toThrow(says);
+      expect(() => createChatClient({ url, token: 'x' }), url).toThrow(/like ws:\/\/localhost:3000\/trpc/);
+    }
+  });
+
+  it('a dropped socket: reconnecting (with the close as the error), then connected again', async () => {
+    await using t = await startTestApp();
+    const alice = await t.client('alice');
+    await joined(alice, 'drop');
+    await stateWhere(alice, (s) => s.status === 'connected');
+    expect(alice.state).toEqual({ status: 'connected', transport: 'websocket', error: null });
+    const statuses: string[] = [];
+    alice.onState((s) => statuses.push(s.status));
+    const down = stateWhere(alice, (s) => s.status === 'reconnecting');
+    await dropConnections(t, 'alice');
+    expect((await down).error?.message).toMatch(/4008/);
+    await stateWhere(alice, (s) => s.status === 'connected'); // asked in the same turn: the reconnect needs I/O
+    expect(statuses).toEqual(['reconnecting', 'connected']);
+    await alice.close();
+    expect(alice.state.status).toBe('closed');
+  });
+
+  it('over SSE: connected, transport sse', async () => {
+    await using t = await startTestApp();
+    const alice = await t.client('alice', { transport: 'sse' });
+    await joined(alice, 'sse-state');
+    const state = await stateWhere(alice, (s) => s.status === 'connected');
+    expect(state).toEqual({ status: 'connected', transport: 'sse', error: null });
+  });
+
+  it("auto: connecting with no transport until decided, then the WebSocket's state", async () => {
+    await using t = await startTestApp();
+    const alice = await t.client('alice', { transport: 'auto' });
+    expect(alice.state).toEqual({ status: 'connecting', transport: undefined, error: null });
+    expect(await stateWhere(alice, (s) => s.status === 'connected')).toEqual({ status: 'connected', transport: 'websocket', error: null });
+  });
+
+  it('an UNAUTHORIZED refusal closes the client with the error', async () => {
+    await using t = await startTestApp();
+    const chat = createChatClient({ url: t.wsUrl, token: 'not-a-token' });
+    try {
+      const closed = await stateWhere(chat, (s) => s.status === 'closed');
+      expect(closed.error?.message).toMatch(/invalid token/);
+    } finally {
+      await chat.close();
+    }
+  });
+});
+
+describe('send with ack: report', () => {
+  for (const transport of ['websocket', 'sse'] as const) {
+    it(`resolves for a sender alone in the room (failed, 0 recipients) — ${transport}`, async () => {
+      await using t = await startTestApp();
+      const alice = await t.client('alice', { transport });
+      await joined(alice, 'alone');
+      const { messageId, report } = await alice.send('alone', 'anyone?', { ack: true });
+      expect(await report).toMatchObject({ messageId, status: 'failed', expected: [], acked: [] });
+    });
+  }
+
+  it('resolves with delivered for a real recipient', async () => {
+    await using t = await startTestApp({ ackTimeoutMs: 3000 });
+    const alice = await t.client('alice');
+    const bob = await t.client('bob');
+    await joined(alice, 'pair');
+    await joined(bob, 'pair');
+    const { messageId, report } = await alice.send('pair', 'hi bob', { ack: true });
+    expect(await report).toMatchObject({ messageId, status: 'delivered', expected: ['bob'], acked: ['bob'], missing: [] });
+  });
+
+  it('resolves for a sender that never joined, through deliveryStatus after the deadline', async () => {
+    await using t = await startTestApp({ ackTimeoutMs: 300 });
+    const alice = await t.client('alice');
+    const bob = await t.client('bob', { autoAck: false });
+    const b = await joined(bob, 'outside');
+    const bobGot = b.next('message');
+    const { messageId, report } = await alice.send('outside', 'from outside', { ack: true });
+    await bobGot;
+    expect(await report).toMatchObject({ messageId, status: 'failed', expected: ['bob'], missing: ['bob'] });
+  });
+
+  it('a send without ack has no report; close() rejects a report still waiting', async () => {
+    await using t = await startTestApp({ ackTimeoutMs: 5000 });
+    const alice = await t.client('alice');
+    const bob = await t.client('bob', { autoAck: false });
+    await joined(alice, 'wait');
+    const b = await joined(bob, 'wait');
+    expect('report' in (await alice.send('wait', 'plain'))).toBe(false);
+    const bobGot = b.next('message', (e) => e.message.body === 'acked');
+    const { report } = await alice.send('wait', 'acked', { ack: true });
+    await bobGot;
+    await alice.close();
+    await expect(report).rejects.toThrow(/closed before the delivery report/);
+  });
+});
