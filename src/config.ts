@@ -116,6 +116,8 @@ export const envSchema = z.object({
   /** Admin plane: GraphiQL and introspection (default: on outside production, off in it). */
   GRAPHIQL: bool.optional(),
   GRAPHQL_INTROSPECTION: bool.optional(),
+  /** The web chat page at /chat (default: on outside production, off in it). */
+  WEB_CHAT: bool.optional(),
   /** Admin plane: largest request body, and the origins allowed by CORS (comma-separated; none by default). */
   ADMIN_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(102_400),
   ADMIN_CORS_ORIGINS: z.string().optional(),
@@ -191,6 +193,8 @@ export interface Config {
   shutdownDrainMs: number;
   graphiql: boolean;
   introspection: boolean;
+  /** Serve the web chat at /chat (WEB_CHAT; default true outside production, false in it). */
+  webChat: boolean;
   adminMaxBodyBytes: number;
   adminCorsOrigins: string[];
   wsAllowedOrigins: string[];
@@ -291,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
+    webChat: e.WEB_CHAT ?? !production,
     adminMaxBodyBytes: e.ADMIN_MAX_BODY_BYTES,
     adminCorsOrigins: (e.ADMIN_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),

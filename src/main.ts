@@ -7,7 +7,7 @@
  * password): ConfigError never quotes them, and any other start-up failure is scrubbed of them.
  */
 import { inspect } from 'node:util';
-import { mintToken } from './auth/tokens.ts';
+import { devTokens } from './auth/dev-tokens.ts';
 import { ConfigError, redactSecrets } from './config.ts';
 import { createRealtimeServer } from './server.ts';
 
@@ -52,19 +52,14 @@ async function main(): Promise<void> {
   if (app.config.production) return;
   // Tokens signed with a real AUTH_SECRET would outlive this start in a log: only the random
   // secret's tokens are printed (and they expire anyway).
-  if (app.config.generatedSecret) await printDevTokens(app.config.authSecret, url);
+  if (app.config.generatedSecret) await printDevTokens(app.config.authSecret, url, app.config.webChat);
   else process.stderr.write('Development mode, AUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice\n');
 }
 
-/** How long the printed development tokens live. */
-const DEV_TOKEN_LIFETIME_SEC = 24 * 60 * 60;
-
-async function printDevTokens(secret: string, url: string): Promise<void> {
-  const all = ['*'];
-  const expiresIn = DEV_TOKEN_LIFETIME_SEC;
-  const alice = await mintToken(secret, { userId: 'alice', name: 'Alice', conversations: all, expiresIn });
-  const bob = await mintToken(secret, { userId: 'bob', name: 'Bob', conversations: all, expiresIn });
-  const admin = await mintToken(secret, { userId: 'admin', name: 'Admin', role: 'admin', conversations: all, expiresIn });
+async function printDevTokens(secret: string, url: string, webChat: boolean): Promise<void> {
+  const tokens = await devTokens(secret); // the same ones GET /chat/dev-tokens hands the web chat
+  const tokenOf = (userId: string) => tokens.find((t) => t.userId === userId)!.token;
+  const [alice, bob, admin] = [tokenOf('alice'), tokenOf('bob'), tokenOf('admin')];
   const ws = `${url.replace(/^http/, 'ws')}/trpc`;
   process.stderr.write(
     [
@@ -78,6 +73,7 @@ async function printDevTokens(secret: string, url: string): Promise<void> {
       'Talk from two terminals:',
       `  npm run chat -- --url ${ws} --room lobby --token ${alice}`,
       `  npm run chat -- --url ${ws} --room lobby --token ${bob}`,
+      ...(webChat ? ['', `Or chat in a browser: open ${url}/chat in two windows and pick alice in one, bob in the other.`] : []),
       '',
     ].join('\n'),
   );

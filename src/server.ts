@@ -15,6 +15,7 @@ import { createEmbeddingApi } from './server/embedding.ts';
 import { createHttpFront, type RouteHandler } from './server/http-front.ts';
 import { listenOn } from './server/listen.ts';
 import { metricsRoute } from './server/metrics-route.ts';
+import { webChatRoutes } from './server/web-chat-route.ts';
 import { createCountsLog, createRequestReporter } from './server/request-log.ts';
 import { drain } from './server/shutdown.ts';
 import { RealtimeService } from './service/realtime-service.ts';
@@ -92,6 +93,8 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   });
   front.setRoute('/metrics', metricsRoute(metrics, config, log));
   for (const [path, handler] of dashboardRoutes()) front.setRoute(path, handler);
+  // The web chat (clients/web/): on outside production, in it only with WEB_CHAT=true.
+  if (config.webChat) for (const [path, handler] of webChatRoutes(config, log)) front.setRoute(path, handler);
 
   let closed: Promise<void> | null = null;
   return {

@@ -38,7 +38,8 @@ export function dashboardRoutes(): Array<[string, Handler]> {
   return routes;
 }
 
-function serveStatic(req: IncomingMessage, res: ServerResponse, file: { body: Buffer; etag: string; contentType: string }): void {
+/** One in-memory file with the page CSP and an ETag (also used by the web chat's routes, server/web-chat-route.ts). */
+export function serveStatic(req: IncomingMessage, res: ServerResponse, file: { body: Buffer; etag: string; contentType: string }): void {
   if (!allowMethod(req, res)) return;
   const headers = {
     'content-type': file.contentType,
@@ -57,7 +58,8 @@ function serveStatic(req: IncomingMessage, res: ServerResponse, file: { body: Bu
   res.end(req.method === 'HEAD' ? undefined : file.body);
 }
 
-function allowMethod(req: IncomingMessage, res: ServerResponse): boolean {
+/** GET and HEAD pass; anything else is answered 405 with `Allow: GET, HEAD`. */
+export function allowMethod(req: IncomingMessage, res: ServerResponse): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return true;
   res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
   return false;
