@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createChatClient, NotConnectedError, type ChatClient, type ConnectionState } from '../clients/chat/index.ts';
 import { joined } from './support/helpers.ts';
@@ -160,5 +161,27 @@ describe('send with ack: report', () => {
     await bobGot;
     await alice.close();
     await expect(report).rejects.toThrow(/closed before the delivery report/);
+  });
+});
+
+describe('connection state over SSE', () => {
+  it('an unreachable port: connecting with the fetch error and its cause', async () => {
+    const token = await mintToken(TEST_SECRET, { userId: 'alice', conversations: ['*'] });
+    // A port that was just free (fetch refuses port 1 itself: "bad port").
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const chat = createChatClient({ url: `http://127.0.0.1:${port}/trpc`, token, transport: 'sse', callTimeoutMs: 300 });
+    try {
+      chat.join('lobby');
+      const refused = await stateWhere(chat, (s) => s.error !== null);
+      expect(refused).toMatchObject({ status: 'connecting', transport: 'sse' });
+      expect(refused.error?.message).toBe(`fetch failed: connect ECONNREFUSED 127.0.0.1:${port}`);
+      // Over HTTP a call fails by itself (fetch failed), or — when its retries outlast callTimeoutMs — with NotConnectedError quoting that.
+      await expect(chat.send('lobby', 'hello?')).rejects.toThrow(/fetch failed/);
+    } finally {
+      await chat.close();
+    }
   });
 });

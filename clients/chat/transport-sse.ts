@@ -34,7 +34,7 @@ export function sseTransport(options: TransportOptions, hooks: TransportHooks, c
       health.http(null);
       return response;
     } catch (error) {
-      if (!(init?.signal?.aborted ?? false)) health.http(error instanceof Error ? error : new Error(String(error)));
+      if (!(init?.signal?.aborted ?? false)) health.http(networkError(error));
       throw error;
     }
   };
@@ -151,6 +151,12 @@ class SseHealth {
     if (error) this.hooks.state('down', error);
     else if (this.reached) this.hooks.state('connected', null);
   }
+}
+
+/** Node's fetch says only "fetch failed"; its cause says why (connect ECONNREFUSED 127.0.0.1:1). */
+function networkError(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  return error.cause instanceof Error ? new Error(`${error.message}: ${error.cause.message}`, { cause: error }) : error;
 }
 
 /** `base` (which may carry a query) + `rest` (a path and maybe a query): `…/trpc?a=1` + `/x?batch=1` → `…/trpc/x?a=1&batch=1`. */
