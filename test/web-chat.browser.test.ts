@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatClient, type ChatClient } from '../clients/chat/index.ts';
+import { createRealtimeServer } from '../src/server.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { steps } from './support/browser-steps.ts';
@@ -39,7 +41,13 @@ describe('web chat in headless Chromium', () => {
     // One server for the file. A short grace, so a cut user is really gone from presence soon;
     // acks time out well after Bob's automatic ack comes back.
     [t, browser] = await Promise.all([
-      startTestApp({ presenceGraceMs: 500, ackTimeoutMs: 5000, typingTimeoutMs: 10_000 }),
+      // The page's script is bundled on its first request: done while Chromium starts.
+      startTestApp({ presenceGraceMs: 500, ackTimeoutMs: 5000, typingTimeoutMs: 10_000 }).then(async (app) => {
+        const script = await fetch(`${app.baseUrl}/chat/chat.js`);
+        expect(script.status).toBe(200);
+        await script.arrayBuffer();
+        return app;
+      }),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'] }),
     ]);
   });
@@ -56,6 +64,56 @@ describe('web chat in headless Chromium', () => {
     await conversationBetweenTwo('sse');
   });
 
+  it('a newcomer on `npm start`: picks a dev token, connects, reads scrollback with "Load earlier messages"', { timeout: 30_000 }, async () => {
+    // The server as `npm start` runs it: no AUTH_SECRET, so it makes one up and offers its dev tokens.
+    const app = createRealtimeServer({ env: { LOG_LEVEL: 'silent' }, shutdownDrainMs: 200 });
+    const { port } = await app.listen(0, '127.0.0.1');
+    const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, locale: 'en-US' });
+    const pageErrors: string[] = [];
+    let page: Page | undefined;
+    const step = steps('web-chat-newcomer', () => (page ? { alice: page } : {}));
+    const bodies = Array.from({ length: 60 }, (_, i) => `Earlier ${String(i + 1).padStart(2, '0')}`);
+    let bob: ChatClient | undefined;
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const { tokens } = (await (await fetch(`${base}/chat/dev-tokens`)).json()) as { tokens: Array<{ userId: string; token: string }> };
+      const tokenOf = (userId: string) => tokens.find((x) => x.userId === userId)?.token ?? '';
+      await step('60 messages before Alice arrives', async () => {
+        bob = createChatClient({ url: `ws://127.0.0.1:${port}/trpc`, token: tokenOf('bob') });
+        for (const body of bodies) await bob.send('general', body);
+      });
+      page = await context.newPage();
+      page.setDefaultTimeout(WAIT_MS);
+      page.on('pageerror', (error) => pageErrors.push(error.message));
+      await step('pick a dev token and connect', async () => {
+        await page!.goto(`${base}/chat`);
+        await page!.getByLabel('Dev token', { exact: true }).selectOption({ label: 'Alice' });
+        expect(await page!.getByLabel('Token', { exact: true }).inputValue()).toBe(tokenOf('alice'));
+        await page!.getByRole('button', { name: 'Connect', exact: true }).click();
+        await connection(page!).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+      });
+      await step('the newest page, then the earlier ones', async () => {
+        const p = page!;
+        await p.getByRole('button', { name: 'general', exact: true }).waitFor(); // joined by default
+        await messageItem(p, 'Earlier 60').filter({ hasText: 'Bob' }).waitFor();
+        expect(await messageItem(p, 'Earlier ').count()).toBe(50);
+        expect(await messageItem(p, 'Earlier 10').count()).toBe(0);
+        await p.getByRole('button', { name: 'Load earlier messages', exact: true }).click();
+        await messageItem(p, 'Earlier 01').waitFor();
+        const texts = await p.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').allTextContents();
+        // All 60, each once, oldest first.
+        expect(bodies.map((body) => texts.filter((text) => text.includes(body)).length)).toEqual(bodies.map(() => 1));
+        const positions = bodies.map((body) => texts.findIndex((text) => text.includes(body)));
+        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+      });
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+      await bob?.close();
+      await app.close();
+    }
+  });
+
   async function conversationBetweenTwo(mode: 'websocket' | 'sse'): Promise<void> {
     const label = mode === 'websocket' ? 'WebSocket' : 'SSE';
     const room = `e2e-${mode}`;
@@ -67,6 +125,7 @@ describe('web chat in headless Chromium', () => {
     const pageErrors: string[] = [];
     const step = steps(`web-chat-${mode}`, () => pages);
     try {
+      const devTokenAnswers: number[] = [];
       const open = async (who: string, proxy: TcpProxy) => {
         const context = await browser.newContext({ viewport: { width: 420, height: 900 }, locale: 'en-US' }); // phone-ish width
         contexts.push(context);
@@ -74,13 +133,16 @@ describe('web chat in headless Chromium', () => {
         page.setDefaultTimeout(WAIT_MS);
         page.on('pageerror', (error) => pageErrors.push(`${who}: ${error.message}`));
         pages[who] = page;
+        const devTokens = page.waitForResponse((r) => new URL(r.url()).pathname === '/chat/dev-tokens');
         await page.goto(`${proxy.baseUrl}/chat`);
+        devTokenAnswers.push((await devTokens).status());
         return page;
       };
       const [alice, bob] = await step('open the page', () => Promise.all([open('alice', proxyA), open('bob', proxyB)]));
 
       await step('connect and join', async () => {
-        // No dev tokens on a server with its own AUTH_SECRET: the picker is not offered.
+        // No dev tokens on a server with its own AUTH_SECRET: the page asked, was refused, offers no picker.
+        expect(devTokenAnswers).toEqual([404, 404]);
         expect(await alice.getByLabel('Dev token', { exact: true }).count()).toBe(0);
         await Promise.all([
           connectAndJoin(alice, await t.token('alice', { name: 'Alice' }), room, label),
