@@ -71,7 +71,7 @@ describe('web chat in headless Chromium', () => {
     const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, locale: 'en-US' });
     const pageErrors: string[] = [];
     let page: Page | undefined;
-    const step = steps('web-chat-newcomer', () => (page ? { alice: page } : {}));
+    const step = steps('web-chat-newcomer', (): Record<string, Page> => (page ? { alice: page } : {}));
     const bodies = Array.from({ length: 60 }, (_, i) => `Earlier ${String(i + 1).padStart(2, '0')}`);
     let bob: ChatClient | undefined;
     try {
