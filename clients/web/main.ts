@@ -87,6 +87,7 @@ interface Room {
 }
 
 let chat: ChatClient | null = null;
+let stopStateUpdates: () => void = () => undefined;
 let me: { userId: string; name: string | undefined } | null = null;
 const rooms = new Map<string, Room>();
 let active: Room | null = null;
@@ -203,7 +204,7 @@ function connect(token: string): void {
     },
   });
   chat = client;
-  client.onState(renderConnection);
+  stopStateUpdates = client.onState(renderConnection);
   renderConnection(client.state);
 
   ui.signin.hidden = true;
@@ -220,12 +221,16 @@ function connect(token: string): void {
 async function disconnect(clearState = true): Promise<void> {
   const client = chat;
   chat = null;
+  // What the status says now stays (e.g. `Closed: <why>` after a refused token).
+  stopStateUpdates();
   for (const room of rooms.values()) for (const remove of room.removers) remove();
   rooms.clear();
   active = null;
   ui.tabs.replaceChildren();
   ui.messages.replaceChildren();
   ui.people.replaceChildren();
+  ui.notice.hidden = true;
+  ui.composerError.textContent = '';
   if (clearState) names.clear();
   await client?.close().catch(() => undefined);
 }
@@ -279,7 +284,12 @@ function join(id: string, save: boolean): Room {
   tab.textContent = id; // its accessible name: exactly the conversation id
   const room: Room = {
     id,
-    conversation: client.join(id, { onError: (error) => notice(`Could not join ${id}: ${error instanceof Error ? error.message : String(error)}`) }),
+    conversation: client.join(id, {
+      // Not after sign-out or a refused token: a join of a client that is gone says nothing.
+      onError: (error) => {
+        if (chat === client && rooms.get(id) === room) notice(`Could not join ${id}: ${errorText(error)}`);
+      },
+    }),
     messages: new Map(),
     order: [],
     nextBefore: undefined,
