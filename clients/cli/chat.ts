@@ -116,7 +116,10 @@ function showState(state: State): void {
   rl.setPrompt(state.status === 'connected' ? `${room}> ` : `${room} (${state.status})> `);
   if (line === lastStateLine) return;
   lastStateLine = line;
-  print(line);
+  // Closed by the server for good: onTerminalError / onTerminalClose, called right after, say
+  // why in their own line and exit — this one is only for a close they do not cover.
+  if (state.status === 'closed') setTimeout(() => print(line), 0);
+  else print(line);
 }
 showState(client.state);
 client.onState(showState);

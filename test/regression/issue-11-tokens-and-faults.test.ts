@@ -223,7 +223,8 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
 
     const chat = await chatCli.exited();
     expect(chat.code, chat.stderr).toBe(1);
-    expect(chat.stdout).toBe(`* the server refused the token: ${GENERATED_SECRET_HINT}\n`);
+    // The connection state lines (issue 14) come first; then the refusal, once, and nothing else.
+    expect(chat.stdout.replace(/^\* (connecting to ws:\/\/\S+…|connected · WebSocket)\n/gm, '')).toBe(`* the server refused the token: ${GENERATED_SECRET_HINT}\n`);
     const admin = await adminCli.exited();
     expect(admin).toMatchObject({ code: 1, stdout: '', stderr: `error: admin token rejected: ${GENERATED_SECRET_HINT}\n` });
   });
