@@ -427,7 +427,10 @@ async function loadEarlier(room: Room): Promise<void> {
     notice(`Could not load earlier messages: ${errorText(error)}`);
   } finally {
     room.loadingEarlier = false;
+    const hadFocus = document.activeElement === ui.earlier;
     if (room === active) renderEarlier(room);
+    // The button goes once nothing older is kept: focus stays nearby instead of falling to <body>.
+    if (hadFocus && ui.earlier.hidden) ui.earlierNote.focus();
   }
 }
 
