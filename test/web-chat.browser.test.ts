@@ -64,47 +64,69 @@ describe('web chat in headless Chromium', () => {
     await conversationBetweenTwo('sse');
   });
 
-  it('a newcomer on `npm start`: picks a dev token, connects, reads scrollback with "Load earlier messages"', { timeout: 30_000 }, async () => {
-    // The server as `npm start` runs it: no AUTH_SECRET, so it makes one up and offers its dev tokens.
-    const app = createRealtimeServer({ env: { LOG_LEVEL: 'silent' }, shutdownDrainMs: 200 });
+  it('a newcomer on `npm start`: a refused token says why; picks a dev token; scrollback with "Load earlier messages"; a gap longer than the history is a visible resync', { timeout: 30_000 }, async () => {
+    // The server as `npm start` runs it: no AUTH_SECRET, so it makes one up and offers its dev
+    // tokens. A short history (70 events), so a cut can outlast it.
+    const app = createRealtimeServer({ env: { LOG_LEVEL: 'silent' }, shutdownDrainMs: 200, historySize: 70 });
     const { port } = await app.listen(0, '127.0.0.1');
+    await using proxy = await startTcpProxy({ port });
     const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, locale: 'en-US' });
     const pageErrors: string[] = [];
     let page: Page | undefined;
     const step = steps('web-chat-newcomer', (): Record<string, Page> => (page ? { alice: page } : {}));
-    const bodies = Array.from({ length: 60 }, (_, i) => `Earlier ${String(i + 1).padStart(2, '0')}`);
+    const pad = (i: number) => String(i).padStart(2, '0');
+    const earlier = Array.from({ length: 60 }, (_, i) => `Earlier ${pad(i + 1)}`);
     let bob: ChatClient | undefined;
     try {
-      const base = `http://127.0.0.1:${port}`;
-      const { tokens } = (await (await fetch(`${base}/chat/dev-tokens`)).json()) as { tokens: Array<{ userId: string; token: string }> };
+      const { tokens } = (await (await fetch(`http://127.0.0.1:${port}/chat/dev-tokens`)).json()) as { tokens: Array<{ userId: string; token: string }> };
       const tokenOf = (userId: string) => tokens.find((x) => x.userId === userId)?.token ?? '';
       await step('60 messages before Alice arrives', async () => {
         bob = createChatClient({ url: `ws://127.0.0.1:${port}/trpc`, token: tokenOf('bob') });
-        for (const body of bodies) await bob.send('general', body);
+        for (const body of earlier) await bob.send('general', body);
       });
       page = await context.newPage();
       page.setDefaultTimeout(WAIT_MS);
       page.on('pageerror', (error) => pageErrors.push(error.message));
-      await step('pick a dev token and connect', async () => {
-        await page!.goto(`${base}/chat`);
-        await page!.getByLabel('Dev token', { exact: true }).selectOption({ label: 'Alice' });
-        expect(await page!.getByLabel('Token', { exact: true }).inputValue()).toBe(tokenOf('alice'));
-        await page!.getByRole('button', { name: 'Connect', exact: true }).click();
-        await connection(page!).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+      const p = page;
+
+      await step('a token from an earlier start is refused, saying why', async () => {
+        await p.goto(`${proxy.baseUrl}/chat`);
+        await p.getByLabel('Token', { exact: true }).fill(await t.token('alice', { name: 'Alice' })); // signed with another secret
+        await p.getByRole('button', { name: 'Connect', exact: true }).click();
+        await connection(p).filter({ hasText: /^Closed: invalid token/ }).waitFor();
+        await p.getByRole('alert').filter({ hasText: /refused this token: invalid token/ }).waitFor();
       });
+
+      await step('pick a dev token and connect', async () => {
+        await p.getByLabel('Dev token', { exact: true }).selectOption({ label: 'Alice' });
+        expect(await p.getByLabel('Token', { exact: true }).inputValue()).toBe(tokenOf('alice'));
+        await p.getByRole('button', { name: 'Connect', exact: true }).click();
+        await connection(p).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+      });
+
       await step('the newest page, then the earlier ones', async () => {
-        const p = page!;
         await p.getByRole('button', { name: 'general', exact: true }).waitFor(); // joined by default
         await messageItem(p, 'Earlier 60').filter({ hasText: 'Bob' }).waitFor();
         expect(await messageItem(p, 'Earlier ').count()).toBe(50);
         expect(await messageItem(p, 'Earlier 10').count()).toBe(0);
         await p.getByRole('button', { name: 'Load earlier messages', exact: true }).click();
         await messageItem(p, 'Earlier 01').waitFor();
-        const texts = await p.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').allTextContents();
-        // All 60, each once, oldest first.
-        expect(bodies.map((body) => texts.filter((text) => text.includes(body)).length)).toEqual(bodies.map(() => 1));
-        const positions = bodies.map((body) => texts.findIndex((text) => text.includes(body)));
-        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        await expectEachOnceInOrder(p, earlier);
+      });
+
+      await step('a gap longer than the history: Resynced, the newest read again, nothing twice', async () => {
+        expect(await p.getByText('Resynced').count()).toBe(0);
+        expect(proxy.offline()).toBeGreaterThan(0);
+        await connection(p).filter({ hasText: /Reconnecting…/ }).waitFor();
+        const gap = Array.from({ length: 80 }, (_, i) => `Gap ${pad(i + 1)}`);
+        for (const body of gap) await bob!.send('general', body);
+        proxy.online();
+        await p.getByText('Resynced').waitFor();
+        await connection(p).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+        await messageItem(p, 'Gap 80').waitFor();
+        // The newest 50 read again, each once, after what was there; the older 30 were never kept for Alice.
+        await expectEachOnceInOrder(p, [...earlier, ...gap.slice(30)]);
+        expect(await messageItem(p, 'Gap 30').count()).toBe(0);
       });
       expect(pageErrors).toEqual([]);
     } finally {
@@ -206,13 +228,8 @@ describe('web chat in headless Chromium', () => {
         // A message after them closes the window in which a late duplicate could still arrive.
         await send(bob, `Welcome back (${label})`);
         await messageItem(alice, `Welcome back (${label})`).waitFor();
-        for (const body of [...missed, `Hello Bob, this is Alice over ${label}`, 'Hi Alice, Bob here']) {
-          expect([body, await messageItem(alice, body).count()]).toEqual([body, 1]);
-        }
-        // In order, and a resume — not a resync.
-        const texts = await alice.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').allTextContents();
-        const positions = missed.map((body) => texts.findIndex((text) => text.includes(body)));
-        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        // Everything once, in order — a resume, not a resync.
+        await expectEachOnceInOrder(alice, [`Hello Bob, this is Alice over ${label}`, 'Hi Alice, Bob here', `Please confirm (${label})`, ...missed, `Welcome back (${label})`]);
         expect(await alice.getByText('Resynced').count()).toBe(0);
         // Alice is back in Bob's list.
         await person(bob, 'Alice').waitFor();
@@ -236,6 +253,14 @@ async function connectAndJoin(page: Page, token: string, room: string, transport
   await page.getByLabel('Conversation', { exact: true }).fill(room);
   await page.getByRole('button', { name: 'Join', exact: true }).click();
   await page.getByRole('button', { name: room, exact: true }).waitFor();
+}
+
+/** Each body in exactly one message of the log, in this order. */
+async function expectEachOnceInOrder(page: Page, bodies: readonly string[]): Promise<void> {
+  const texts = await page.getByRole('log', { name: 'Messages', exact: true }).getByRole('listitem').allTextContents();
+  expect(bodies.filter((body) => texts.filter((text) => text.includes(body)).length !== 1)).toEqual([]);
+  const positions = bodies.map((body) => texts.findIndex((text) => text.includes(body)));
+  expect(positions).toEqual([...positions].sort((a, b) => a - b));
 }
 
 function connection(page: Page): Locator {
