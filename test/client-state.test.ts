@@ -105,16 +105,20 @@ describe('connection state', () => {
     expect(await stateWhere(alice, (s) => s.status === 'connected')).toEqual({ status: 'connected', transport: 'websocket', error: null });
   });
 
-  it('an UNAUTHORIZED refusal closes the client with the error', async () => {
-    await using t = await startTestApp();
-    const chat = createChatClient({ url: t.wsUrl, token: 'not-a-token' });
-    try {
-      const closed = await stateWhere(chat, (s) => s.status === 'closed');
-      expect(closed.error?.message).toMatch(/invalid token/);
-    } finally {
-      await chat.close();
-    }
-  });
+  for (const transport of ['websocket', 'sse'] as const) {
+    it(`an UNAUTHORIZED refusal closes the client with the error — ${transport}`, async () => {
+      await using t = await startTestApp();
+      const chat = createChatClient({ url: t.wsUrl, token: 'not-a-token', transport });
+      try {
+        chat.join('lobby'); // over SSE nothing is asked before a stream or a call
+        const closed = await stateWhere(chat, (s) => s.status === 'closed');
+        expect(closed).toMatchObject({ transport });
+        expect(closed.error?.message).toMatch(/invalid token/);
+      } finally {
+        await chat.close();
+      }
+    });
+  }
 });
 
 describe('send with ack: report', () => {

@@ -222,7 +222,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
       }, 0);
     },
     closedForGood(code) {
-      setState('closed', new Error(`the server closed the connection for good (${code})`));
+      setState('closed', terminalError ?? new Error(`the server closed the connection for good (${code})`));
       options.onTerminalClose?.(code);
       void client.close();
     },

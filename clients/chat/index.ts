@@ -8,7 +8,12 @@ import { createChatClient as createClient, type ChatClient, type ChatClientOptio
 
 export * from './client.ts';
 
-/** The typed chat client (see client.ts); `options.WebSocket` defaults to the `ws` package's class. */
+/**
+ * The typed chat client (see client.ts). `options.WebSocket` defaults to the platform's
+ * `globalThis.WebSocket` where there is one (Node ≥ 22; tests put a recording class there), else
+ * the `ws` package's class — read when the client is created.
+ */
 export function createChatClient(options: ChatClientOptions): ChatClient {
-  return createClient({ ...options, WebSocket: options.WebSocket ?? (NodeWebSocket as unknown as WebSocketClass) });
+  const platform = (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+  return createClient({ ...options, WebSocket: options.WebSocket ?? platform ?? (NodeWebSocket as unknown as WebSocketClass) });
 }

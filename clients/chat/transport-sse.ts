@@ -72,7 +72,7 @@ export function sseTransport(options: TransportOptions, hooks: TransportHooks, c
       const settle = () => {
         done = true;
         streams.delete(end);
-        health.stream(stream, 'gone', null);
+        if (op.type === 'subscription') health.stream(stream, 'gone', null);
       };
       const end = () => {
         settle();
