@@ -1,9 +1,9 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../src/logger.ts';
-import { WEB_CHAT_CSP, webChatRoutes } from '../src/server/web-chat-route.ts';
+import { isLocalRequest, WEB_CHAT_CSP, webChatRoutes } from '../src/server/web-chat-route.ts';
 import { startTestApp, TEST_SECRET } from './support/start-test-app.ts';
 
 /** The web chat's routes over real HTTP (the page itself in Chromium: web-chat.browser.test.ts). */
@@ -77,12 +77,26 @@ describe('web chat routes', () => {
         expect(read.status).toBe(200);
       }
       expect((await fetch(`${t.baseUrl}/chat/dev-tokens`, { method: 'POST' })).status).toBe(405);
+      // Only to this machine: a page whose DNS name was rebound to 127.0.0.1 sends its own Host.
+      const rebound = await rawGet(t.baseUrl, '/chat/dev-tokens', 'evil.example:3000');
+      expect([rebound.status, rebound.body]).toEqual([403, expect.stringContaining('only to this machine')]);
+      expect((await rawGet(t.baseUrl, '/chat/dev-tokens', 'localhost:3000')).status).toBe(200);
     }
     {
       // AUTH_SECRET set: tokens signed with a real secret are never handed out.
       await using t = await startTestApp({ authSecret: TEST_SECRET });
       expect((await fetch(`${t.baseUrl}/chat/dev-tokens`)).status).toBe(404);
       expect((await fetch(`${t.baseUrl}/chat`, { method: 'HEAD' })).status).toBe(200);
+    }
+  });
+
+  it('counts as local only a loopback peer that names this machine', () => {
+    const req = (remoteAddress: string, host: string) => ({ socket: { remoteAddress }, headers: { host } }) as unknown as Parameters<typeof isLocalRequest>[0];
+    for (const [peer, host] of [['127.0.0.1', 'localhost:3000'], ['::1', '[::1]:3000'], ['::ffff:127.0.0.1', '127.0.0.1:3000'], ['127.0.0.1', 'chat.localhost'], ['127.0.0.1', 'LOCALHOST']]) {
+      expect([peer, host, isLocalRequest(req(peer!, host!))]).toEqual([peer, host, true]);
+    }
+    for (const [peer, host] of [['192.168.1.20', 'localhost:3000'], ['10.0.0.5', '10.0.0.1:3000'], ['127.0.0.1', 'evil.example'], ['127.0.0.1', 'localhost.evil.example'], ['127.0.0.1', '']]) {
+      expect([peer, host, isLocalRequest(req(peer!, host!))]).toEqual([peer, host, false]);
     }
   });
 
@@ -132,3 +146,17 @@ describe('web chat routes', () => {
     }
   }, 30_000);
 });
+
+/** A GET with a Host header of our choosing (fetch does not let a caller set Host). */
+function rawGet(baseUrl: string, path: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${baseUrl}${path}`, { headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -29,8 +29,8 @@ const file = (body: Buffer, contentType: string): File => ({ body, contentType, 
  * default on outside production only).
  *
  * `/chat/dev-tokens` hands the page the ready-made tokens `npm start` prints, only where it
- * prints them: outside production, on a server that made up its own secret. Elsewhere the path
- * is not served at all (404).
+ * prints them: outside production, on a server that made up its own secret (elsewhere the path
+ * is not served at all: 404), and only to a browser on this machine (`isLocalRequest`; 403).
  */
 export function webChatRoutes(
   config: Pick<Config, 'production' | 'generatedSecret' | 'authSecret'>,
@@ -88,8 +88,28 @@ export function webChatRoutes(
   return routes;
 }
 
+/**
+ * Whether a request comes from this machine and names it: a loopback peer address, and a `Host`
+ * of localhost, `*.localhost`, 127.x.x.x or [::1]. A development server listens on 0.0.0.0 by
+ * default; the banner's tokens were only ever on its own terminal, and this keeps them off the
+ * network — and away from a foreign page that rebinds its DNS name to 127.0.0.1 (its requests
+ * carry its own name as Host).
+ */
+export function isLocalRequest(req: Pick<IncomingMessage, 'headers' | 'socket'>): boolean {
+  const peer = req.socket.remoteAddress ?? '';
+  const loopbackPeer = peer === '::1' || /^(?:::ffff:)?127\.\d+\.\d+\.\d+$/.test(peer);
+  const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+  const localHost = host === 'localhost' || host.endsWith('.localhost') || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return loopbackPeer && localHost;
+}
+
 function serveDevTokens(req: IncomingMessage, res: ServerResponse, secret: string, log: Logger): void {
   if (!allowMethod(req, res)) return;
+  if (!isLocalRequest(req)) {
+    res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end('the dev tokens are handed out only to this machine (open the chat at http://localhost:<port>/chat), or paste a token\n');
+    return;
+  }
   devTokens(secret).then(
     (tokens) => {
       const body = Buffer.from(JSON.stringify({ tokens: tokens.map(({ userId, name, role, token }) => ({ userId, name, role, token })) }));
