@@ -189,3 +189,13 @@ describe('connection state over SSE', () => {
     }
   });
 });
+
+describe('send with ack: report, racing the join', () => {
+  it.each(['websocket', 'sse'] as const)('resolves for a send made before its join has started (then the report is also asked for) — %s', async (transport) => {
+    await using t = await startTestApp({ ackTimeoutMs: 300 });
+    const alice = await t.client('alice', { transport });
+    alice.join('racing'); // not awaited: the send may overtake the subscription
+    const { messageId, report } = await alice.send('racing', 'first words', { ack: true });
+    expect(await report).toMatchObject({ messageId, status: 'failed', expected: [] });
+  });
+});

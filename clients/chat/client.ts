@@ -246,7 +246,10 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
 
   /** Joins still running, to fail with the reason when the server refuses the client for good. */
   const openJoins = new Set<(error: unknown) => void>();
-  /** Running joins per conversation: a report is awaited on the stream only while one runs. */
+  /**
+   * Started joins per conversation: a report is awaited on the stream only while one runs (a send
+   * made before the server started the stream may have its report broadcast before it).
+   */
   const joinCount = new Map<string, number>();
   /** Recent `message_delivered` reports per joined conversation, by message id (a report can come before send() resolves). */
   const recentReports = new Map<string, Map<string, DeliveryReport>>();
@@ -276,9 +279,9 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     let markStarted!: () => void;
     const started = new Promise<void>((resolve) => (markStarted = resolve));
 
-    joinCount.set(conversationId, (joinCount.get(conversationId) ?? 0) + 1);
+    let counted = false;
     const finish = () => {
-      if (!done) joinEnded(conversationId);
+      if (!done && counted) joinEnded(conversationId);
       done = true;
       openJoins.delete(fail);
       for (const w of iterWaiters.splice(0)) w({ value: undefined, done: true });
@@ -308,7 +311,13 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     const subscribe = (from: string | undefined) => trpc.conversation.events.subscribe(
       { conversationId, ...(from !== undefined && { lastEventId: from }), ...(transport.clientId !== undefined && { clientId: transport.clientId }) },
       {
-        onStarted: () => markStarted(),
+        onStarted: () => {
+          if (!counted && !done) {
+            counted = true;
+            joinCount.set(conversationId, (joinCount.get(conversationId) ?? 0) + 1);
+          }
+          markStarted();
+        },
         onData: ({ id, data: event }) => {
           if (event.type === 'subscribed') {
             presenceModel.apply(event);
