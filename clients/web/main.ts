@@ -37,6 +37,7 @@ const ui = {
   people: $('people'),
   peopleCount: $('people-count'),
   roomTitle: $('room-title'),
+  leave: $<HTMLButtonElement>('leave'),
   notice: $('notice'),
   noticeText: $('notice-text'),
   noticeClose: $<HTMLButtonElement>('notice-close'),
@@ -62,6 +63,8 @@ interface MessageView {
   senderName: string | undefined;
   body: string;
   sentAt: Date;
+  /** The stored event's id (`<epoch>:<seq>`): the room's order; undefined while the own send is in flight. */
+  eventId: string | undefined;
   mine: boolean;
   sending: boolean;
   delivery: Delivery | undefined;
@@ -307,7 +310,7 @@ function join(id: string, save: boolean): Room {
 
   const c = room.conversation;
   room.removers.push(
-    c.on('message', (event) => addMessage(room, event, true)),
+    c.on('message', (event, eventId) => addMessage(room, event, eventId, true)),
     c.on('message_delivered', (event) => applyReport(room, event.report)),
     c.on('resync', (event) => {
       notice(`Resynced ${id}: the server could not replay what this tab missed (${event.reason}); messages were read again.`);
@@ -321,6 +324,35 @@ function join(id: string, save: boolean): Room {
   void loadNewest(room);
   return room;
 }
+
+/** Leaving stops the subscription (the others see you go); the last conversation stays. */
+function leave(room: Room): void {
+  if (rooms.size < 2 || !rooms.has(room.id)) return;
+  chat?.setTyping(room.id, false);
+  for (const remove of room.removers) remove();
+  room.conversation.leave();
+  room.tab.remove();
+  rooms.delete(room.id);
+  sessionStorage.setItem(ROOMS_KEY, [...rooms.keys()].join(','));
+  if (active === room) {
+    active = null;
+    const next = rooms.values().next().value!;
+    select(next);
+    next.tab.focus();
+  } else {
+    renderLeave();
+  }
+}
+
+function renderLeave(): void {
+  ui.leave.disabled = rooms.size < 2;
+  ui.leave.setAttribute('aria-label', active ? `Leave ${active.id}` : 'Leave');
+  ui.leave.title = rooms.size < 2 ? 'Join another conversation first' : '';
+}
+
+ui.leave.addEventListener('click', () => {
+  if (active) leave(active);
+});
 
 function select(room: Room): void {
   if (active === room) return;
@@ -337,6 +369,7 @@ function select(room: Room): void {
     r.tab.classList.toggle('unread', r.unread);
   }
   ui.roomTitle.textContent = `# ${room.id}`;
+  renderLeave();
   ui.message.value = room.draft;
   renderAllMessages(room);
   renderPresence(room.conversation.presence);
@@ -346,10 +379,10 @@ function select(room: Room): void {
 
 // ---- messages
 
-function viewOf(event: MessageEvent): MessageView {
+function viewOf(event: MessageEvent, eventId: string): MessageView {
   const m = event.message;
   if (m.senderName) names.set(m.senderId, m.senderName);
-  return { key: m.id, senderId: m.senderId, senderName: m.senderName, body: m.body, sentAt: new Date(m.sentAt), mine: m.senderId === me?.userId, sending: false, delivery: undefined, element: null };
+  return { key: m.id, senderId: m.senderId, senderName: m.senderName, body: m.body, sentAt: new Date(m.sentAt), eventId, mine: m.senderId === me?.userId, sending: false, delivery: undefined, element: null };
 }
 
 /** Puts a message in its place (by time sent), once; returns false when it was already there. */
@@ -357,7 +390,7 @@ function insert(room: Room, view: MessageView): boolean {
   if (room.messages.has(view.key)) return false;
   room.messages.set(view.key, view);
   let i = room.order.length;
-  while (i > 0 && room.order[i - 1]!.sentAt > view.sentAt) i--;
+  while (i > 0 && comesAfter(room.order[i - 1]!, view)) i--;
   room.order.splice(i, 0, view);
   const report = room.reports.get(view.key);
   if (report) {
@@ -371,9 +404,23 @@ function insert(room: Room, view: MessageView): boolean {
   return true;
 }
 
-function addMessage(room: Room, event: MessageEvent, live: boolean): void {
+const SEQ = /^(.*):(\d+)$/;
+
+/**
+ * Room order: by the stored events' sequence where both have one in the same epoch (exact, and
+ * the same on every node), else by time sent; a send still in flight goes last.
+ */
+function comesAfter(a: MessageView, b: MessageView): boolean {
+  const sa = a.eventId ? SEQ.exec(a.eventId) : null;
+  const sb = b.eventId ? SEQ.exec(b.eventId) : null;
+  if (sa && sb && sa[1] === sb[1]) return Number(sa[2]) > Number(sb[2]);
+  if (a.sentAt.getTime() !== b.sentAt.getTime()) return a.sentAt > b.sentAt;
+  return !a.eventId && !!b.eventId;
+}
+
+function addMessage(room: Room, event: MessageEvent, eventId: string, live: boolean): void {
   const nearEnd = isNearEnd();
-  if (!insert(room, viewOf(event))) return;
+  if (!insert(room, viewOf(event, eventId))) return;
   if (!live) return;
   if (room === active) {
     if (nearEnd) scrollToEnd();
@@ -436,8 +483,8 @@ async function loadEarlier(room: Room): Promise<void> {
 
 function applyPage(room: Room, events: Array<{ id: string; event: RoomEvent }>): void {
   // Newest first: reports before their messages, which `insert` picks up.
-  for (const { event } of events) {
-    if (event.type === 'message') addMessage(room, event, false);
+  for (const { id, event } of events) {
+    if (event.type === 'message') addMessage(room, event, id, false);
     else if (event.type === 'message_delivered') applyReport(room, event.report);
   }
 }
@@ -471,7 +518,7 @@ ui.composer.addEventListener('submit', (event) => {
   client.setTyping(room.id, false);
   ui.message.focus();
   const ack = ui.ack.checked;
-  const view: MessageView = { key: `local:${++localSeq}`, senderId: me.userId, senderName: me.name, body, sentAt: new Date(), mine: true, sending: true, delivery: ack ? { status: 'pending' } : undefined, element: null };
+  const view: MessageView = { key: `local:${++localSeq}`, senderId: me.userId, senderName: me.name, body, sentAt: new Date(), eventId: undefined, mine: true, sending: true, delivery: ack ? { status: 'pending' } : undefined, element: null };
   insert(room, view);
   scrollToEnd();
   void send(client, room, view, ack);
@@ -489,9 +536,13 @@ async function send(client: ChatClient, room: Room, view: MessageView, ack: bool
       view.element = null;
       return;
     }
+    // Now it has its place in the room's order: move it there.
+    room.order.splice(room.order.indexOf(view), 1);
+    room.messages.delete(view.key);
     view.key = sent.messageId;
     view.sentAt = new Date(sent.sentAt);
-    room.messages.set(view.key, view);
+    view.eventId = sent.eventId;
+    insert(room, view);
     const early = room.reports.get(view.key);
     if (early) view.delivery = early;
     if (view.element) render(view);
