@@ -73,7 +73,7 @@ async function printDevTokens(secret: string, url: string, webChat: boolean): Pr
       'Talk from two terminals:',
       `  npm run chat -- --url ${ws} --room lobby --token ${alice}`,
       `  npm run chat -- --url ${ws} --room lobby --token ${bob}`,
-      ...(webChat ? ['', `Or chat in a browser: open ${url}/chat in two windows and pick alice in one, bob in the other.`] : []),
+      ...(webChat ? ['', `Or chat in a browser: open ${url}/chat in two windows and pick Alice under "Dev token" in one, Bob in the other.`] : []),
       '',
     ].join('\n'),
   );
