@@ -84,6 +84,14 @@ describe('terminal chat', () => {
     expect(stdout).not.toMatch(/\bbob\b/); // never the user id once the name is known
   });
 
+  it('a bad --url is one line saying what a good one looks like, exit 2, no stack trace', async () => {
+    using cli = runScript(CLI, ['--url', 'localhost:3000', '--room', 'lobby', '--token', 'whatever'], {});
+    const { code, stdout, stderr } = await cli.exited();
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^chat: .*"localhost:3000" has no ws\/wss\/http\/https scheme; use one like ws:\/\/localhost:3000\/trpc/)]);
+  });
+
   it('shows the connection state: connecting, connected, reconnecting after a cut, connected again', { timeout: 20_000 }, async () => {
     await using t = await startTestApp();
     await using proxy = await startTcpProxy({ port: Number(new URL(t.baseUrl).port) });

@@ -57,20 +57,30 @@ function list(userIds: readonly string[]): string {
   return userIds.map(nameOf).join(', ');
 }
 
-const client = createChatClient({
-  url: values.url,
-  token,
-  // The server's own words: missing, invalid or expired token — and, after a development
-  // restart, that its secret changed and what to do.
-  onTerminalError: (error) => {
-    print(`* the server refused the token: ${error.message}`);
-    process.exit(1);
-  },
-  onTerminalClose: (code) => {
-    print(`* disconnected by the server (code ${code})`);
+const client = connect();
+
+function connect() {
+  try {
+    return createChatClient({
+      url: values.url,
+      token,
+      // The server's own words: missing, invalid or expired token — and, after a development
+      // restart, that its secret changed and what to do.
+      onTerminalError: (error) => {
+        print(`* the server refused the token: ${error.message}`);
+        process.exit(1);
+      },
+      onTerminalClose: (code) => {
+        print(`* disconnected by the server (code ${code})`);
+        process.exit(2);
+      },
+    });
+  } catch (error) {
+    // A bad --url: one line saying what a good one looks like, not a stack trace.
+    console.error(`chat: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(2);
-  },
-});
+  }
+}
 const interactive = process.stdin.isTTY === true;
 const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, prompt: `${room}> ` });
 const typingUsers = new Set<string>();
