@@ -77,8 +77,14 @@ describe('idempotent message.send (clientMessageId)', () => {
     const b = await joined(bob, 'idem');
     const seen = record(b);
 
-    const first = await alice.send('idem', 'ack me', { clientMessageId: 'k', ack: true });
-    for (let i = 0; i < 3; i += 1) expect(await alice.send('idem', 'ack me', { clientMessageId: 'k', ack: true })).toEqual(first);
+    // The server's answer, without the client's `report` promise (a new one per call).
+    const answer = async () => {
+      const { report, ...sent } = await alice.send('idem', 'ack me', { clientMessageId: 'k', ack: true });
+      report.catch(() => undefined);
+      return sent;
+    };
+    const first = await answer();
+    for (let i = 0; i < 3; i += 1) expect(await answer()).toEqual(first);
     expect(t.app.service.acks.pendingCount).toBe(1);
     // The second token of the burst is still there.
     const marker = b.next('message', (e) => e.message.body === 'second');
