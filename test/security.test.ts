@@ -104,7 +104,7 @@ describe('security controls', () => {
     await using t = await startTestApp({ tokenRefreshGraceMs: 300 });
     const raw = rawClient(`${t.wsUrl}?connectionParams=1`);
     await raw.opened;
-    raw.send({ method: 'connectionParams', data: { token: await mintToken(TEST_SECRET, { userId: 'eve', conversations: ['*'], expiresIn: 1 }) } });
+    raw.send({ method: 'connectionParams', data: { token: await mintToken(TEST_SECRET, { userId: 'eve', conversations: ['*'], expiresIn: 2 }) } });
     raw.send({ id: 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: 'room' } } } });
     await raw.waitFor((f) => (f as { result?: { type?: string } }).result?.type === 'started');
     const notice = await raw.waitFor((f) => (f as { method?: string }).method === 'reconnect', 3000);

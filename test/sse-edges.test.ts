@@ -122,7 +122,8 @@ describe('SSE transport', () => {
 
   it('ends a stream when its token expires; a reconnect with the same token is refused, a fresh token goes on', async () => {
     await using t = await startTestApp({ sseRetryMs: 100 });
-    const short = await t.token('alice', { expiresIn: 1 });
+    // JWT expiry counts whole seconds: `expiresIn: 1` can leave a token a few milliseconds to live, so 2 (1–2 s).
+    const short = await t.token('alice', { expiresIn: 2 });
     const raw = await openRawSse(eventsUrl(t.baseUrl, { conversationId: 'exp' }), { authorization: `Bearer ${short}` });
     await raw.next((e) => e.event === 'connected');
     // Ended without `return`: a client reconnects (and must authenticate again).
@@ -133,7 +134,7 @@ describe('SSE transport', () => {
     expect(sseErrorOf(again.events[0]!)).toEqual({ code: 'UNAUTHORIZED', message: 'token expired' });
 
     // The stock client with a token source: the first reconnect after expiry gets a fresh one.
-    let current = await t.token('bob', { expiresIn: 1 });
+    let current = await t.token('bob', { expiresIn: 2 });
     const fresh = await t.token('bob', { expiresIn: 3600 });
     const client = await stockSseClient(t.baseUrl, () => current);
     let starts = 0;
