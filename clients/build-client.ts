@@ -1,8 +1,9 @@
 /**
  * `npm run build:client`: the typed client as one browser ES module, dist/client/realtime-client.js
- * — what `import … from 'realtime-broadcast/client'` costs a page. esbuild with platform
- * 'browser' resolves the package's `browser` export condition (clients/chat/browser.ts: no `ws`)
- * and fails on any Node built-in, so a build that succeeds is a bundle a browser can load.
+ * — what `import … from 'realtime-broadcast/client'` costs a page. It bundles the module the
+ * package's `browser` export condition names, from source (clients/chat/browser.ts: no `ws`);
+ * esbuild with platform 'browser' fails on any Node built-in, so a build that succeeds is a
+ * bundle a browser can load.
  * Prints the size minified and gzipped (node:zlib, level 9) and what dominates it (the
  * metafile's inputs, grouped by package).
  */
@@ -26,7 +27,7 @@ export interface ClientBuild {
 
 export async function buildClient(outfile = join(root, 'dist/client/realtime-client.js')): Promise<ClientBuild> {
   const result = await build({
-    stdin: { contents: "export * from 'realtime-broadcast/client';", resolveDir: root, sourcefile: 'realtime-client.entry.js' },
+    stdin: { contents: "export * from './clients/chat/browser.ts';", resolveDir: root, sourcefile: 'realtime-client.entry.js' },
     bundle: true,
     platform: 'browser',
     format: 'esm',

@@ -7,9 +7,10 @@ import { startTestApp } from './support/start-test-app.ts';
 
 /**
  * The README's "Using the typed client" example, run as it stands (issue 14: it failed when the
- * sender was alone in the room). The block is taken from README.md, written next to the project
- * (so `realtime-broadcast/client` resolves through package.json's exports, as in an application)
- * and run as its own process by Node + tsx. Only the URL is the test server's. A prelude supplies
+ * sender was alone in the room). The block is taken from README.md and run as its own process by
+ * Node + tsx. Only the URL is the test server's, and `realtime-broadcast/client` is the source
+ * entry (clients/chat/index.ts): the package's exports name the built files, which
+ * test/package.test.ts installs and runs from a packed tarball. A prelude supplies
  * what the snippet leaves to the application (getFreshToken, showConnection, render, showTyping)
  * and prints what they were called with when the process exits — which it must, by itself, after
  * `chat.close()`.
@@ -17,6 +18,7 @@ import { startTestApp } from './support/start-test-app.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const README_URL = 'ws://localhost:3000/trpc';
+const PACKAGE_IMPORT = "from 'realtime-broadcast/client'";
 const dir = `${ROOT}.scratch/readme-snippet-${process.pid}`;
 
 async function readmeSnippet(): Promise<string> {
@@ -41,9 +43,10 @@ process.on('exit', () => console.log('TRACE ' + JSON.stringify(trace)));
 async function runSnippet(wsUrl: string, token: string, name: string) {
   const snippet = await readmeSnippet();
   expect(snippet.split(README_URL).length - 1, 'the snippet names its URL once').toBe(1);
+  expect(snippet.split(PACKAGE_IMPORT).length - 1, 'the snippet imports the client once').toBe(1);
   await mkdir(dir, { recursive: true });
   const file = `${dir}/${name}.ts`;
-  await writeFile(file, `${prelude}\n${snippet.replace(README_URL, wsUrl)}`);
+  await writeFile(file, `${prelude}\n${snippet.replace(README_URL, wsUrl).replace(PACKAGE_IMPORT, `from '${ROOT}clients/chat/index.ts'`)}`);
   const run = runScript(file, [], { SNIPPET_TOKEN: token }, { timeoutMs: 20_000 });
   try {
     const { code, stdout, stderr } = await run.exited();

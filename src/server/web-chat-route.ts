@@ -23,8 +23,10 @@ const file = (body: Buffer, contentType: string): File => ({ body, contentType, 
 
 /**
  * The web chat (clients/web/) at `/chat`: the page, its stylesheet and its script — the typed
- * client and the page bundled for browsers by esbuild on the first request (then kept; a build
- * that fails is a 500 and a log line, and the next request tries again) — all GET/HEAD only,
+ * client and the page bundled for browsers. A built server (`npm run build`) serves the script
+ * the build bundled (dist/clients/web/chat.js); from source, esbuild bundles it on the first
+ * request (then kept; a build that fails is a 500 and a log line, and the next request tries
+ * again). All GET/HEAD only,
  * with the dashboard's strict CSP. Mounted by the server when `config.webChat` (WEB_CHAT;
  * default on outside production only).
  *
@@ -50,7 +52,7 @@ export function webChatRoutes(
   };
   let bundle: Promise<File> | null = null;
   const buildOnce = () => {
-    bundle ??= buildBundle(entryPoint(), log).catch((error: unknown) => {
+    bundle ??= readPrebuilt(options.entryPoint ? null : new URL('chat.js', WEB_DIR), () => buildBundle(entryPoint(), log)).catch((error: unknown) => {
       bundle = null; // a fixed source builds on the next request, without a restart
       throw error;
     });
@@ -130,14 +132,33 @@ function serveDevTokens(req: IncomingMessage, res: ServerResponse, secret: strin
   );
 }
 
+/** The script `npm run build` bundled, if this is a built server; else `fallback()`. */
+async function readPrebuilt(path: URL | null, fallback: () => Promise<File>): Promise<File> {
+  if (path) {
+    try {
+      return file(await readFile(path), 'text/javascript; charset=utf-8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return fallback();
+}
+
+async function buildBundle(entryPoint: URL, log: Logger): Promise<File> {
+  const started = performance.now();
+  const contents = await bundleWebChat(entryPoint);
+  log.info({ bytes: contents.length, ms: Math.round(performance.now() - started) }, 'web chat: bundle built');
+  return file(Buffer.from(contents), 'text/javascript; charset=utf-8');
+}
+
 /**
  * clients/web/main.ts and everything it imports (the typed client's browser entry, @trpc/client,
- * superjson) as one minified browser script. esbuild is loaded only here, so a server that never
- * serves the page never loads it.
+ * superjson) as one minified browser script: for the route above from source, and for
+ * `npm run build`. esbuild (a development dependency) is loaded only here, so a server that
+ * never bundles the page never loads it.
  */
-async function buildBundle(entryPoint: URL, log: Logger): Promise<File> {
+export async function bundleWebChat(entryPoint: URL = new URL('main.ts', WEB_DIR)): Promise<Uint8Array> {
   const esbuild = await import('esbuild');
-  const started = performance.now();
   const result = await esbuild.build({
     entryPoints: [fileURLToPath(entryPoint)],
     bundle: true,
@@ -152,6 +173,5 @@ async function buildBundle(entryPoint: URL, log: Logger): Promise<File> {
   });
   const output = result.outputFiles[0];
   if (!output) throw new Error('esbuild produced no output');
-  log.info({ bytes: output.contents.length, ms: Math.round(performance.now() - started) }, 'web chat: bundle built');
-  return file(Buffer.from(output.contents), 'text/javascript; charset=utf-8');
+  return output.contents;
 }
