@@ -8,7 +8,7 @@
  */
 import { inspect } from 'node:util';
 import { devTokens } from './auth/dev-tokens.ts';
-import { ConfigError, redactSecrets } from './config.ts';
+import { ConfigError, redactSecrets, type Config } from './config.ts';
 import { createRealtimeServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -49,11 +49,26 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  if (app.config.production) return;
+  if (app.config.production) return; // JSON log lines only; the 'listening' line has the URL
+  process.stderr.write(banner(url, app.config));
   // Tokens signed with a real AUTH_SECRET would outlive this start in a log: only the random
   // secret's tokens are printed (and they expire anyway).
   if (app.config.generatedSecret) await printDevTokens(app.config.authSecret, url, app.config.webChat);
-  else process.stderr.write('Development mode, AUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice\n');
+  else process.stderr.write('AUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice (add --role admin for the admin plane)\n\n');
+}
+
+/** Where everything is, for the development start (production prints JSON log lines only). */
+function banner(url: string, config: Pick<Config, 'graphiql' | 'webChat'>): string {
+  const rows: Array<[string, string]> = [
+    ['tRPC', `${url.replace(/^http/, 'ws')}/trpc (WebSocket), ${url}/trpc (HTTP and SSE)`],
+    ...(config.webChat ? [['Web chat', `${url}/chat`] as [string, string]] : []),
+    ['Dashboard', `${url}/dashboard (sign in with an admin token)`],
+    ['GraphQL', `${url}/graphql${config.graphiql ? ' (GraphiQL: open it in a browser)' : ''}`],
+    ['Admin CLI', `ADMIN_TOKEN=<admin token> npm run admin -- stats --url ${url}`],
+    ['Health', `${url}/healthz, ${url}/readyz; metrics at ${url}/metrics`],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length)) + 1;
+  return ['', `realtime-broadcast is up (development mode): ${url}`, ...rows.map(([label, value]) => `  ${`${label}:`.padEnd(width)} ${value}`), ''].join('\n') + '\n';
 }
 
 async function printDevTokens(secret: string, url: string, webChat: boolean): Promise<void> {
@@ -63,9 +78,7 @@ async function printDevTokens(secret: string, url: string, webChat: boolean): Pr
   const ws = `${url.replace(/^http/, 'ws')}/trpc`;
   process.stderr.write(
     [
-      '',
-      'Development mode. AUTH_SECRET is random for this start: these tokens work until it stops, for 24 h at most; set AUTH_SECRET (and use npm run token) for tokens that survive restarts.',
-      `  tRPC over WebSocket: ${ws}`,
+      'AUTH_SECRET is random for this start: these tokens work until it stops, for 24 h at most; set AUTH_SECRET (and use npm run token) for tokens that survive restarts.',
       `  alice: ${alice}`,
       `  bob:   ${bob}`,
       `  admin: ${admin}`,
@@ -74,6 +87,9 @@ async function printDevTokens(secret: string, url: string, webChat: boolean): Pr
       `  npm run chat -- --url ${ws} --room lobby --token ${alice}`,
       `  npm run chat -- --url ${ws} --room lobby --token ${bob}`,
       ...(webChat ? ['', `Or chat in a browser: open ${url}/chat in two windows and pick Alice under "Dev token" in one, Bob in the other.`] : []),
+      '',
+      'The admin plane from a terminal:',
+      `  ADMIN_TOKEN=${admin} npm run admin -- rooms --url ${url}`,
       '',
     ].join('\n'),
   );

@@ -86,8 +86,14 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
       expect(Math.abs(claims.exp! - (nowSec() + DAY))).toBeLessThan(60);
     }
     expect(proc.output.stderr).toContain('AUTH_SECRET is random for this start');
-    // The admin token opens the admin plane of this very start.
+    // The banner says where everything is (issue 15): the dashboard, GraphiQL, the admin CLI.
     const port = listeningPort(proc.output.stdout);
+    const base = (JSON.parse(proc.output.stdout.split('\n').find((l) => l.includes('"msg":"listening"'))!) as { url: string }).url;
+    expect(proc.output.stderr).toContain(`realtime-broadcast is up (development mode): ${base}\n`);
+    expect(proc.output.stderr).toMatch(new RegExp(`^  Dashboard: +${base}/dashboard \\(sign in with an admin token\\)$`, 'm'));
+    expect(proc.output.stderr).toMatch(new RegExp(`^  GraphQL: +${base}/graphql \\(GraphiQL: open it in a browser\\)$`, 'm'));
+    expect(proc.output.stderr).toContain(`  ADMIN_TOKEN=${tokens.admin} npm run admin -- rooms --url ${base}\n`);
+    // The admin token opens the admin plane of this very start.
     const res = await fetch(`http://127.0.0.1:${port}/graphql`, {
       method: 'POST',
       headers: { authorization: `Bearer ${tokens.admin}`, 'content-type': 'application/json' },
@@ -113,7 +119,8 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
           .filter((l) => l.includes('redis unreachable'))
           .map((l) => JSON.parse(l) as { msg: string });
       await proc.until(() => unreachable().length > 0 && listeningPort(proc.output.stdout) !== undefined && proc.output.stderr.includes('npm run token'));
-      expect(proc.output.stderr).toBe('Development mode, AUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice\n');
+      expect(proc.output.stderr).toContain('\nAUTH_SECRET set: no tokens printed; mint one with AUTH_SECRET=<same> npm run token -- --user alice (add --role admin for the admin plane)\n');
+      expect(proc.output.stderr).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+/);
       const [line] = unreachable();
       expect(line).toMatchObject({ code: 'ECONNREFUSED', redis: `redis://:***@127.0.0.1:${redis.port}` });
       expect(line!.msg).toBe(`redis unreachable at redis://:***@127.0.0.1:${redis.port} (ECONNREFUSED); /readyz answers 503 and cluster calls fail until it is reachable; retrying`);
