@@ -21,8 +21,13 @@ export function scriptEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function runScript(script: string, args: string[], env: Record<string, string>, options: { timeoutMs?: number } = {}) {
+  return runProcess(process.execPath, ['--import', 'tsx', script, ...args], env, options);
+}
+
+/** Any command as runScript runs a script (`npm start`, `node dist/main.js`), from `cwd` (the project). */
+export function runProcess(command: string, args: string[], env: Record<string, string>, options: { timeoutMs?: number; cwd?: string } = {}) {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: scriptEnv(env), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env: scriptEnv(env), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const output = { stdout: '', stderr: '' };
   /** Set on 'close', once the process has exited and all of its output is in. */
   let code: number | null | undefined;
