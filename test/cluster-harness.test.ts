@@ -5,8 +5,9 @@ import { waitUntil } from './support/wait.ts';
 
 /** The harness of the multi-process cluster tests, checked on its own (single-node processes). */
 
-describe('cluster harness: server processes', () => {
-  it('starts a node on an ephemeral port and sees it die on SIGKILL', async () => {
+// Concurrent: three independent processes (own ports, own node ids), mostly waiting on start-up.
+describe.concurrent('cluster harness: server processes', () => {
+  it('starts a node on an ephemeral port and sees it die on SIGKILL', async ({ expect }) => {
     await using node = await startNode({ nodeId: 'harness-n1' });
     expect(node.port).toBeGreaterThan(0);
     expect(node.wsUrl).toBe(`ws://127.0.0.1:${node.port}/trpc`);
@@ -19,7 +20,7 @@ describe('cluster harness: server processes', () => {
     expect(node.output()).toContain('"msg":"listening"');
   });
 
-  it('stops a node gracefully on stop()', async () => {
+  it('stops a node gracefully on stop()', async ({ expect }) => {
     const node = await startNode();
     // Wait for the end of start-up (with AUTH_SECRET set, the line on how to mint tokens): a
     // SIGTERM before src/main.ts installed its handler ends the process by the default action.
@@ -29,7 +30,7 @@ describe('cluster harness: server processes', () => {
     expect(node.output()).toContain('"msg":"closed"');
   });
 
-  it('fails a start that cannot succeed with the node output, leaving nothing running', async () => {
+  it('fails a start that cannot succeed with the node output, leaving nothing running', async ({ expect }) => {
     const start = startNode({ env: { AUTH_SECRET: 'too-short' } });
     await expect(start).rejects.toThrow(/exited during start \(code 1[\s\S]*AUTH_SECRET/);
   });
