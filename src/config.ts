@@ -111,7 +111,7 @@ export const envSchema = z.object({
   SSE_PING_MS: int(1000, 600_000).default(15_000),
   SSE_RETRY_MS: int(100, 60_000).default(1000),
   SSE_MAX_DURATION_MS: int(0).default(1_800_000),
-  /** How long close() waits for clients to move before terminating them. */
+  /** The drain's budget: close() reports pending acks, tells clients to move and waits up to this long for them to go; then it closes what is left (allow ~1–3 s more in all). */
   SHUTDOWN_DRAIN_MS: int(0).default(5000),
   /** Admin plane: GraphiQL and introspection (default: on outside production, off in it). */
   GRAPHIQL: bool.optional(),
