@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createSchema, createYoga, type Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Principal } from '../domain/types.ts';
@@ -31,11 +31,15 @@ export function createAdminPlane(options: { config: Config; ops: AdminOperations
   const { config, ops, verify, log } = options;
   const principals = new WeakMap<Request, Principal>();
   // GraphiQL's page, rendered once per set of options, with the policy that lets exactly its scripts run.
+  // Its renderer holds GraphiQL's whole bundle as strings (~30 MiB of heap once loaded), so it is
+  // loaded on the first request for the page — never on a server with GraphiQL off (production).
   let graphiqlPage: { key: string; html: string; csp: string } | null = null;
-  const renderPage = (opts: Parameters<typeof renderGraphiQL>[0]): string => {
+  let renderer: Promise<typeof renderGraphiQL> | null = null;
+  const renderPage = async (opts: Parameters<typeof renderGraphiQL>[0]): Promise<string> => {
     const key = JSON.stringify(opts ?? {});
     if (graphiqlPage?.key !== key) {
-      const html = renderGraphiQL(opts);
+      renderer ??= import('@graphql-yoga/render-graphiql').then((m) => m.renderGraphiQL);
+      const html = (await renderer)(opts);
       graphiqlPage = { key, html, csp: graphiqlCsp(html) };
     }
     return graphiqlPage.html;
