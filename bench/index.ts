@@ -1,6 +1,7 @@
 /**
  * `npm run bench` — this service vs Socket.IO 4.8 vs plain ws, workloads A–F, plus G (this
- * service's cluster mode: two nodes over Redis against one node; see README.md in this folder).
+ * service's cluster mode: two nodes over Redis against one node), H (presence storm) and S
+ * (subscribers over SSE against WebSocket); see README.md in this folder.
  * Results go to bench/results/latest.{md,json,svg} unless told otherwise.
  *
  *   npm run bench                                   # everything, 3 runs (about 16 minutes)
@@ -21,11 +22,13 @@ import { WORKLOADS, type Workload } from './workloads.ts';
 
 const HELP = `usage: npm run bench -- [options]
 
-  --workloads A,B,C,D,E,F,G,H which workloads (default: all); G (cluster fan-out) runs only
+  --workloads A,B,C,D,E,F,G,H,S
+                              which workloads (default: all); G (cluster fan-out) runs only
                               against realtime and needs Redis 7 at REDIS_URL (default
                               redis://127.0.0.1:6379); it is skipped, with a note, when
                               Redis is not reachable. H (presence storm) runs only against
-                              realtime (the others have no presence)
+                              realtime (the others have no presence). S (SSE against
+                              WebSocket; Socket.IO: long-polling) is skipped for ws
   --targets realtime,socketio,ws
                               which targets (default: all)
   --runs N                    runs per target and workload (default 3; 1 with --quick)

@@ -7,6 +7,7 @@ import { mintToken } from '../src/auth/tokens.ts';
 import type { BenchClient, ReceiverState, SendOutcome, Sink } from './clients/common.ts';
 import { PresenceMember } from './clients/presence.ts';
 import { SocketIoClient } from './clients/socketio.ts';
+import { TrpcSseClient } from './clients/sse.ts';
 import { TrpcRawClient } from './clients/trpc.ts';
 import { PlainWsClient } from './clients/ws.ts';
 import { makeBody, nowNs, type BodyFields } from './lib/body.ts';
@@ -117,11 +118,15 @@ const presenceMembers: Array<{ member: PresenceMember; index: number }> = [];
 function createClient(spec: ConnSpec, token: string): BenchClient {
   const cfg = init!;
   const urls = cfg.urls ?? [cfg.url];
+  // S: receivers over HTTP; a sender keeps its WebSocket (it is excluded from its own messages).
+  const overHttp = cfg.receiversOverHttp === true && spec.sender === undefined && spec.room !== null;
   switch (cfg.target) {
-    case 'realtime':
-      return new TrpcRawClient({ url: urls[(spec.node ?? 0) % urls.length]!, token }, spec, sink);
+    case 'realtime': {
+      const server = { url: urls[(spec.node ?? 0) % urls.length]!, token };
+      return overHttp ? new TrpcSseClient(server, spec, sink) : new TrpcRawClient(server, spec, sink);
+    }
     case 'socketio':
-      return new SocketIoClient(cfg.url, spec, sink);
+      return new SocketIoClient(cfg.url, spec, sink, overHttp ? 'polling' : 'websocket');
     case 'ws':
       return new PlainWsClient(cfg.url, spec, sink);
   }

@@ -15,7 +15,7 @@ import type { Counters, CpuSample, LoadgenInit, MemorySample, PhaseStats, RunArg
 import { checkStockIdentity, type IdentityResult } from './identity.ts';
 import { closeSession, openClusterSession, openSession, resetSession, type Session } from './sessions.ts';
 import { runPresenceStorm } from './presence-storm.ts';
-import { FULL, planFor, QUICK, REALTIME_ONLY, REALTIME_ONLY_REASON, type ClusterSetup, type Plan, type PresenceVariant, type Sizes, type Workload } from './workloads.ts';
+import { FULL, notRunReason, planFor, QUICK, transportLabel, type ClusterSetup, type Plan, type PresenceVariant, type Sizes, type TransportVariant, type Workload } from './workloads.ts';
 
 export interface BenchOptions {
   targets: Target[];
@@ -145,9 +145,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
   try {
     for (const target of options.targets) {
-      const runnable = options.workloads.filter((w) => target === 'realtime' || !REALTIME_ONLY.includes(w));
+      const runnable = options.workloads.filter((w) => notRunReason(w, target) === null);
       for (const workload of options.workloads.filter((w) => !runnable.includes(w))) {
-        const reason = REALTIME_ONLY_REASON[workload] ?? 'it runs only against this service';
+        const reason = notRunReason(workload, target)!;
         skipped.push({ target, workload, reason });
         say(`${target} · ${workload} · skipped: ${reason}`);
       }
@@ -183,25 +183,30 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
             continue;
           }
           // G measures every setup in each run (interleaved, so drift hits them alike); the others one.
-          // H measures every presence variant in each run, each on a server of its own.
-          const setups: Array<ClusterSetup | PresenceVariant | null> = workload === 'G' ? [...sizes.G.setups] : workload === 'H' ? [...sizes.H.variants] : [null];
+          // H measures every presence variant in each run, each on a server of its own; S every
+          // subscriber transport (quick: on the shared server).
+          const setups: Array<ClusterSetup | PresenceVariant | TransportVariant | null> =
+            workload === 'G' ? [...sizes.G.setups] : workload === 'H' ? [...sizes.H.variants] : workload === 'S' ? [...sizes.S.variants] : [null];
           for (let run = 1; run <= options.runs; run += 1) {
             for (const setup of setups) {
               for (let attempt = 0; ; attempt += 1) {
-                const label = `${target} · ${workload}${setup ? ` · ${setup.label}` : ''} · run ${run}/${options.runs}${attempt ? ` (repeat ${attempt})` : ''}`;
-                const variant = setup?.label ?? '';
+                const variant = setup === null ? '' : 'http' in setup ? transportLabel(target, setup) : setup.label;
+                const label = `${target} · ${workload}${setup ? ` · ${variant}` : ''} · run ${run}/${options.runs}${attempt ? ` (repeat ${attempt})` : ''}`;
                 let session: Session | null = null;
                 let repeat = false;
                 try {
-                  const early = setup ? prespawned.get(setup.label) : undefined;
-                  if (setup) prespawned.delete(setup.label);
+                  const early = setup && 'label' in setup ? prespawned.get(setup.label) : undefined;
+                  if (setup && 'label' in setup) prespawned.delete(setup.label);
                   session =
-                    setup && 'batchMs' in setup
+                    setup && 'http' in setup
+                      ? (shared ?? (await openSession(target, plan.procs.length)))
+                      : setup && 'batchMs' in setup
                       ? await openSession(target, plan.procs.length, options.quick ? null : pins.server, setup.batchMs === null ? {} : { BENCH_PRESENCE_BATCH_MS: String(setup.batchMs) })
                       : setup
                         ? await (early ?? openClusterSession({ setup, redisUrl, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
                         : (shared ?? (await openSession(target, plan.procs.length)));
-                  const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`), redis: session.cluster ? watch : null }, session);
+                  const receiversOverHttp = setup !== null && 'http' in setup && setup.http;
+                  const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`), redis: session.cluster ? watch : null, receiversOverHttp }, session);
                   // A busy neighbour on our cores spoils latency and throughput, and someone else's Redis
                   // traffic the per-message Redis figures: measure again (a few times at most).
                   const other = Math.max(...outcome.map((v) => v.metrics.otherCpuPct ?? 0));
@@ -332,6 +337,8 @@ interface RunContext {
   say: (m: string) => void;
   /** Nodes over Redis (G): what Redis did is measured around every measured phase. */
   redis?: RedisWatch | null;
+  /** S: the receivers subscribe over HTTP (SSE; Socket.IO: long-polling). */
+  receiversOverHttp?: boolean;
 }
 
 export interface VariantOutcome {
@@ -347,17 +354,20 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
   const { server, servers } = session;
   const loadgens = session.loadgens.slice(0, plan.procs.length);
   {
-    const init: LoadgenInit = { target, url: session.url, urls: session.urls, secret: session.secret, base: session.base.toString(), ackMode: plan.ackMode };
+    const init: LoadgenInit = { target, url: session.url, urls: session.urls, secret: session.secret, base: session.base.toString(), ackMode: plan.ackMode, receiversOverHttp: ctx.receiversOverHttp ?? false };
     await Promise.all(loadgens.map((l) => l.request('init', init)));
 
+    // C and S: memory after GC once a few connections (of the run's transports) have come and gone.
     let baseline: MemorySample | null = null;
-    if (workload === 'C') baseline = await memoryBaseline(server, loadgens[0]!);
+    if (workload === 'C' || workload === 'S') baseline = await memoryBaseline(server, loadgens[0]!);
 
     // ---- connect: receivers first (senders' process last), in batches.
     const setupStart = Date.now();
     const connectFailures = await connectAll(loadgens, plan, sizes.connectBatch, say);
     await quiesce({ servers, loadgens, pollMs: sizes.settlePollMs }, say);
     const setupS = (Date.now() - setupStart) / 1000;
+    // S: heap and RSS per subscriber, everyone connected and settled, before any message.
+    const perSubscriber = workload === 'S' ? subscriberMemory(baseline!, await server.request<MemorySample>('memory'), plan.connections) : null;
     const senderProcs = loadgens.filter((_, i) => plan.procs[i]!.some((c) => c.sender));
     const redis = ctx.redis && session.cluster ? { watch: ctx.redis, clientNamePrefix: session.cluster.clientNamePrefix } : null;
     const phases = new PhaseRunner({ servers, loadgens, senderProcs, plan, say, redis });
@@ -461,9 +471,10 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
         });
         break;
       }
-      case 'G': {
+      case 'G':
+      case 'S': {
         // A's flood for deliveries/s, then B's fixed rate on the same connections for latency.
-        const { window, rate } = sizes.G;
+        const { window, rate } = workload === 'G' ? sizes.G : sizes.S;
         await phases.run({ mode: 'flood', durationMs: sizes.warmupMs, window, maxMessages: sizes.maxMessages }, false);
         const flood = await phases.run({ mode: 'flood', durationMs: sizes.measureMs, window, maxMessages: sizes.maxMessages }, true);
         await phases.run({ mode: 'rate', durationMs: sizes.warmupMs, rate, maxMessages: sizes.maxMessages }, false);
@@ -490,6 +501,7 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
             otherCpuPct: Math.max(flood.foreignCpuPct, fixed.foreignCpuPct),
             ...(flood.redis && redisMetrics('flood', flood.redis, flood)),
             ...(fixed.redis && redisMetrics('rate', fixed.redis, fixed)),
+            ...perSubscriber,
             setupS,
           },
         });
@@ -516,6 +528,11 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
     };
     return outcomes.map((o) => ({ ...o, checks }));
   }
+}
+
+/** S: what the subscribers added to the server's memory after GC, per connection (the sender's included). */
+function subscriberMemory(before: MemorySample, after: MemorySample, connections: number): Record<string, number> {
+  return { heapPerConnB: (after.heapUsed - before.heapUsed) / connections, rssPerConnB: (after.rss - before.rss) / connections, heapMB: after.heapUsed / 2 ** 20, rssMB: after.rss / 2 ** 20 };
 }
 
 /** Server memory after GC with the code paths warmed by a few short-lived connections. */

@@ -9,7 +9,7 @@ import os from 'node:os';
 import { REPO_ROOT } from './lib/proc.ts';
 import { TARGET_LABELS, TARGETS, type Target } from './lib/types.ts';
 import { checksPassed, MAIN_REDIS_COMMANDS, summarizeChecks, type BenchResult, type CaseResult } from './orchestrator.ts';
-import { CLUSTER_SETUPS, PRESENCE_VARIANTS, type Workload } from './workloads.ts';
+import { CLUSTER_SETUPS, PRESENCE_VARIANTS, transportLabel, type Workload } from './workloads.ts';
 
 export interface Environment {
   date: string;
@@ -157,6 +157,8 @@ function title(w: Workload, s: BenchResult['sizes'], result: BenchResult): strin
       return `G — cluster fan-out: one room of ${n(s.G.receivers)} over two nodes sharing it through Redis, against one node`;
     case 'H':
       return `H — presence storm: ${n(s.H.members)} members join one room within ${s.H.spreadMs / 1000} s`;
+    case 'S':
+      return `S — fan-out to ${n(s.S.receivers)} subscribers over SSE against ${n(s.S.receivers)} over WebSocket`;
   }
 }
 
@@ -280,6 +282,9 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
       case 'H':
         out.push(presenceSection(result));
         break;
+      case 'S':
+        out.push(transportSection(result));
+        break;
     }
     if (result.cases.some((c) => c.workload === w && saturated(c, result.loadgenCores))) {
       out.push('');
@@ -297,6 +302,40 @@ export function toMarkdown(result: BenchResult, env: Environment, command: strin
     for (const f of failures) out.push(`- ${f}`);
     out.push('');
   }
+  return out.join('\n');
+}
+
+/** S: per target, the subscribers over HTTP (SSE, long-polling) and over WebSocket, side by side. */
+function transportSection(result: BenchResult): string {
+  const s = result.sizes.S;
+  const rows: string[][] = [];
+  const ratios: string[] = [];
+  for (const t of targetsOf(result)) {
+    // "this service (tRPC ws)" would misname its SSE row.
+    const name = t === 'realtime' ? 'this service' : TARGET_LABELS[t];
+    const [http, ws] = s.variants.map((v) => ({ label: transportLabel(t, v), c: find(result, t, 'S', transportLabel(t, v)) }));
+    for (const { label, c } of [http!, ws!]) {
+      if (!c) continue;
+      rows.push([name, label, cell(c, 'deliveriesPerSec'), cell(c, 'cpuUsPerDelivery'), cell(c, 'serverCpuPct'), loadCell(c, result.loadgenCores), cell(c, 'p50Ms'), cell(c, 'p99Ms'), cell(c, 'maxMs'), cell(c, 'rateCpuUsPerDelivery'), cell(c, 'rateLoadgenCpuPct'), `${cell(c, 'heapPerConnB', 1 / 1024)} KiB`, `${cell(c, 'rssPerConnB', 1 / 1024)} KiB`, checkCell(c)]);
+    }
+    if (http?.c?.runs.length && ws?.c?.runs.length) {
+      const r = (key: string) => fmt(metricSummary(http.c!, key).median / metricSummary(ws.c!, key).median);
+      ratios.push(`${name}, ${http.label} against WebSocket: ${r('deliveriesPerSec')}× the deliveries/s, ${r('cpuUsPerDelivery')}× the server CPU per delivery, ${r('p99Ms')}× the p99 at ${s.rate}/s, ${r('heapPerConnB')}× the heap per subscriber`);
+    }
+  }
+  const out = [
+    table(
+      ['target', 'subscribers over', 'deliveries/s', 'server CPU µs / delivery', 'server CPU %', 'load-gen CPU %', `p50 ms at ${s.rate}/s`, `p99 ms at ${s.rate}/s`, `max ms at ${s.rate}/s`, `server CPU µs / delivery at ${s.rate}/s`, `load-gen CPU % at ${s.rate}/s`, 'heap / subscriber', 'RSS / subscriber', 'zero loss & order'],
+      rows,
+    ),
+    '',
+  ];
+  if (ratios.length) out.push(`Medians: ${ratios.join('; ')}.`, '');
+  out.push(
+    `Each variant runs on a fresh server (\`--quick\`: the shared one): A's flood (${s.window} sends in flight) for deliveries/s and server CPU per delivery, then ${s.rate} msgs/s on the same subscribers for latency. ` +
+      "The sender is a WebSocket connection in both variants (excluded from its own messages); only the subscribers' transport changes. SSE subscribers are raw `http` GETs with `Authorization: Bearer` (`bench/clients/sse.ts`), Socket.IO's are socket.io-client with `transports: ['polling']`. " +
+      'Heap and RSS per subscriber: server memory after GC with every subscriber connected and settled, minus memory after GC once a few connections of the same transports have come and gone, ÷ connections. Plain ws has no transport but the WebSocket, so S does not run against it.',
+  );
   return out.join('\n');
 }
 

@@ -1,10 +1,10 @@
 /**
- * The workloads (A–G) and their sizes, full and quick, and how each one's connections are
+ * The workloads (A–H, S) and their sizes, full and quick, and how each one's connections are
  * spread over load-generator processes (and, for G, over server nodes).
  */
-import type { ConnSpec } from './lib/types.ts';
+import type { ConnSpec, Target } from './lib/types.ts';
 
-export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'] as const;
+export const WORKLOADS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'S'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -30,6 +30,22 @@ export interface Sizes {
   G: { receivers: number; window: number; rate: number; setups: readonly ClusterSetup[] };
   /** Presence storm: `members` join one room within `spreadMs`, on a server per batching variant. */
   H: { members: number; spreadMs: number; variants: readonly PresenceVariant[] };
+  /** Fan-out over SSE against WebSocket: one room, A's flood then B's fixed rate, per subscriber transport. */
+  S: { receivers: number; window: number; rate: number; variants: readonly TransportVariant[] };
+}
+
+/** How S's receivers subscribe; every run measures both, in this order, each on a fresh server. */
+export interface TransportVariant {
+  /** Receivers over HTTP: SSE (this service), long-polling (Socket.IO); otherwise WebSocket. */
+  http: boolean;
+}
+
+export const TRANSPORT_VARIANTS: readonly TransportVariant[] = [{ http: true }, { http: false }];
+
+/** The case's variant: what the subscribers speak, in the target's own terms. */
+export function transportLabel(target: Target, v: TransportVariant): string {
+  if (!v.http) return 'WebSocket';
+  return target === 'socketio' ? 'long-polling' : 'SSE';
 }
 
 /** One server setting H is measured with; every run measures all of them, in this order. */
@@ -45,14 +61,19 @@ export const PRESENCE_VARIANTS: readonly PresenceVariant[] = [
   { label: 'PRESENCE_BATCH_MS=0 (before)', batchMs: 0 },
 ];
 
-/** Workloads only the realtime target runs (the others have no cluster mode here). */
-export const REALTIME_ONLY: readonly Workload[] = ['G', 'H'];
-
-/** Why a REALTIME_ONLY workload is not run against another target. */
-export const REALTIME_ONLY_REASON: Record<string, string> = {
-  G: 'it runs only against this service (cluster mode)',
-  H: 'Socket.IO and plain ws have no presence (an application builds its own on top), so there is no presence storm to measure',
+/** Workloads some targets do not run, and why (null: the target runs it). */
+const NOT_RUN: Partial<Record<Workload, Partial<Record<Target, string>>>> = {
+  G: { socketio: 'it runs only against this service (cluster mode)', ws: 'it runs only against this service (cluster mode)' },
+  H: {
+    socketio: 'Socket.IO and plain ws have no presence (an application builds its own on top), so there is no presence storm to measure',
+    ws: 'Socket.IO and plain ws have no presence (an application builds its own on top), so there is no presence storm to measure',
+  },
+  S: { ws: 'plain ws has no transport but the WebSocket (nothing to set beside SSE)' },
 };
+
+export function notRunReason(workload: Workload, target: Target): string | null {
+  return NOT_RUN[workload]?.[target] ?? null;
+}
 
 /** One server setup G is measured on; every run measures all of them, in this order. */
 export interface ClusterSetup {
@@ -85,6 +106,7 @@ export const FULL: Sizes = {
   F: { total: 20_000, hotReceivers: 1000, idlePerRoom: 10, rate: 100 },
   G: { receivers: 1000, window: 8, rate: 100, setups: CLUSTER_SETUPS },
   H: { members: 1000, spreadMs: 2000, variants: PRESENCE_VARIANTS },
+  S: { receivers: 1000, window: 16, rate: 100, variants: TRANSPORT_VARIANTS },
 };
 
 export const QUICK: Sizes = {
@@ -104,6 +126,7 @@ export const QUICK: Sizes = {
   // Quick: the baseline and the two nodes only (each realtime node takes seconds to start).
   G: { receivers: 20, window: 2, rate: 100, setups: [ONE_NODE, TWO_NODES_REDIS] },
   H: { members: 120, spreadMs: 300, variants: PRESENCE_VARIANTS },
+  S: { receivers: 20, window: 4, rate: 100, variants: TRANSPORT_VARIANTS },
 };
 
 export interface Plan {
@@ -218,6 +241,20 @@ export function planFor(workload: Workload, sizes: Sizes, maxOpenFiles: number):
         rooms: 1,
         ackMode: false,
         description: `presence storm: ${members.toLocaleString('en-US')} members, sockets open, join one room within ${sizes.H.spreadMs / 1000} s (a room coming back after a deploy); each keeps a presence view (snapshot, pages, single events, diffs)`,
+      };
+    }
+    case 'S': {
+      // A's room (same sender, same spread over processes); the variant decides the receivers' transport.
+      const { receivers, window, rate } = sizes.S;
+      const p = oneRoom('s', receivers, sizes.receiverProcs);
+      return {
+        ...p,
+        connections: receivers + 1,
+        rooms: 1,
+        ackMode: false,
+        description:
+          `one room of ${receivers.toLocaleString('en-US')} receivers subscribed over HTTP (SSE; Socket.IO: long-polling) or WebSocket, 1 sender on a WebSocket (excluded): ` +
+          `flood with ${window} sends in flight (deliveries/s), then ${rate} msgs/s (latency)`,
       };
     }
     case 'G': {

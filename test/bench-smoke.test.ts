@@ -5,15 +5,15 @@ import { environment, toJson, toMarkdown } from '../bench/report.ts';
 import { WORKLOADS } from '../bench/workloads.ts';
 
 /**
- * The benchmark at smoke size (`--quick`): every workload against this service, with tiny rooms
- * and a few dozen messages, in separate server and load-generator processes exactly as
- * `npm run bench` runs them. No thresholds: it proves the bench runs, that nothing is lost or
+ * The benchmark at smoke size (`--quick`): every workload against this service (S in both its
+ * variants, subscribers over SSE and over WebSocket), with tiny rooms and a few dozen messages,
+ * in separate server and load-generator processes exactly as `npm run bench` runs them. No thresholds: it proves the bench runs, that nothing is lost or
  * reordered, and that stock @trpc/client clients see exactly the events the raw-frame
  * benchmark clients see. The full bench stays out of CI. G (two nodes over Redis) runs when
  * Redis answers at REDIS_URL (default redis://127.0.0.1:6379) and is reported as skipped when not.
  */
 describe('bench smoke run', () => {
-  it('runs workloads A–G on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
+  it('runs workloads A–H and S on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
     const lines: string[] = [];
     const result = await runBench({ targets: ['realtime'], workloads: [...WORKLOADS], runs: 1, quick: true, identity: true, log: (l) => lines.push(l) });
 
@@ -37,8 +37,17 @@ describe('bench smoke run', () => {
     }
     // B reports its three rates; every delivering workload has a CPU-per-delivery figure.
     expect(result.cases.filter((c) => c.workload === 'B').map((c) => c.variant)).toEqual(['50 msgs/s', '100 msgs/s', '200 msgs/s']);
-    for (const c of result.cases.filter((c) => ['A', 'B', 'D', 'F', 'G'].includes(c.workload))) {
+    for (const c of result.cases.filter((c) => ['A', 'B', 'D', 'F', 'G', 'S'].includes(c.workload))) {
       expect(c.runs[0]!.metrics.cpuUsPerDelivery).toBeGreaterThan(0);
+    }
+    // S: subscribers over SSE, then over WebSocket, each with the flood, the fixed rate and memory per subscriber.
+    const s = result.cases.filter((c) => c.workload === 'S');
+    expect(s.map((c) => c.variant)).toEqual(['SSE', 'WebSocket']);
+    for (const c of s) {
+      const m = c.runs[0]!.metrics;
+      for (const key of ['deliveriesPerSec', 'rateCpuUsPerDelivery', 'p99Ms', 'loadgenCpuPct']) expect(m[key], `S ${c.variant} ${key}`).toBeGreaterThan(0);
+      expect(Number.isFinite(m.heapPerConnB)).toBe(true);
+      expect(c.runs[0]!.checks.structureChecked, `S ${c.variant}: sampled envelopes checked`).toBeGreaterThan(0);
     }
     // G: the baseline and the nodes over Redis, with what Redis did per message (at least the script and its SPUBLISH).
     if (!clusterSkipped) {
@@ -56,6 +65,7 @@ describe('bench smoke run', () => {
     const markdown = toMarkdown(result, env, 'npm run bench:quick');
     expect(markdown).toContain('### A — flood');
     if (!clusterSkipped) expect(markdown).toContain('### G — cluster fan-out');
+    expect(markdown).toContain('### S — fan-out to');
     expect(JSON.parse(toJson(result, env, 'npm run bench:quick')).cases).toHaveLength(result.cases.length);
     expect(toSvg(result, env)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
   }, 120_000);

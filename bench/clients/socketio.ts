@@ -1,6 +1,7 @@
 /**
  * The Socket.IO 4.8 client for the same workloads: socket.io-client with the websocket transport
- * only, one Manager per connection (forceNew), no reconnection. Rooms are joined with a `join`
+ * only (workload S's HTTP variant: long-polling only, Socket.IO's fallback where WebSockets do
+ * not pass), one Manager per connection (forceNew), no reconnection. Rooms are joined with a `join`
  * event; messages arrive as `m` events carrying the same message object shape as the others.
  */
 import { io, type Socket } from 'socket.io-client';
@@ -24,6 +25,7 @@ export class SocketIoClient implements BenchClient {
     private readonly url: string,
     readonly spec: ConnSpec,
     private readonly sink: Sink,
+    private readonly transport: 'websocket' | 'polling' = 'websocket',
   ) {
     this.receiver = spec.room === null ? null : newReceiver(spec.room);
   }
@@ -31,7 +33,7 @@ export class SocketIoClient implements BenchClient {
   open(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = io(this.url, {
-        transports: ['websocket'],
+        transports: [this.transport],
         forceNew: true,
         reconnection: false,
         timeout: 60_000,

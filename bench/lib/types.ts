@@ -34,6 +34,11 @@ export interface LoadgenInit {
   base: string;
   /** Receivers ack every message that asks for it (workload E). */
   ackMode: boolean;
+  /**
+   * Workload S: receivers subscribe over HTTP — SSE (realtime), long-polling (Socket.IO) —
+   * instead of a WebSocket; senders stay on their WebSocket.
+   */
+  receiversOverHttp?: boolean;
 }
 
 export type SendMode = 'flood' | 'rate' | 'ack' | 'once';

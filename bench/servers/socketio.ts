@@ -1,6 +1,7 @@
 /**
  * Target "socketio": a plain Socket.IO 4.8 server doing the same job the way a Socket.IO app
- * would: websocket transport only, rooms with socket.join, `socket.to(room).emit` (the sender
+ * would: the websocket transport (and long-polling, which only workload S's HTTP variant uses:
+ * every other client asks for websocket alone, so it is never offered an upgrade), rooms with socket.join, `socket.to(room).emit` (the sender
  * excluded, like this service), and for acknowledged broadcasts
  * `socket.to(room).timeout(ms).emitWithAck` followed by a report to the sender. The message
  * object has the same fields as this service's `message` event.
@@ -13,7 +14,7 @@ import { serveBenchControl } from './common.ts';
 
 const ACK_TIMEOUT_MS = 120_000;
 const httpServer = createServer();
-const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false, serveClient: false, maxHttpBufferSize: 1e6 });
+const io = new Server(httpServer, { transports: ['polling', 'websocket'], perMessageDeflate: false, httpCompression: false, serveClient: false, maxHttpBufferSize: 1e6 });
 
 io.on('connection', (socket) => {
   const auth = socket.handshake.auth as { userId?: unknown };
