@@ -12,7 +12,7 @@ import { ClusterKeys } from './keys.ts';
 import { RedisConnections } from './redis-connection.ts';
 
 /**
- * Cluster mode (REDIS_URL set): the Redis implementations of the three seams, the node's
+ * Cluster mode (REDIS_URL set; one Redis, or a Redis Cluster with REDIS_CLUSTER): the Redis implementations of the three seams, the node's
  * heartbeat and its clean-up duties, wired together. The composition root builds this before
  * the service (the broker and seams go into it) and binds the service afterwards.
  */
@@ -31,7 +31,7 @@ export interface Cluster {
 export function createCluster(config: Config, nodeId: string, log: Logger): Cluster {
   const url = config.redisUrl!;
   const clusterLog = log.child({ component: 'cluster', nodeId });
-  const redis = new RedisConnections(url, clusterLog, `rt-${nodeId}`);
+  const redis = new RedisConnections({ url, cluster: config.redisCluster }, clusterLog, `rt-${nodeId}`);
   const keys = new ClusterKeys(config.redisKeyPrefix);
   const broker = new RedisBroker({ redis, keys, historySize: config.historySize, historyTtlMs: config.historyTtlMs, log: clusterLog });
   const presence = new RedisPresence({ nodeId, redis, keys, presenceGraceMs: config.presenceGraceMs, log: clusterLog });
