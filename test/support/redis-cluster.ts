@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './redis-server.ts';
 
@@ -22,6 +22,8 @@ export interface TestRedisCluster extends AsyncDisposable {
   url: string;
   /** A client of each master, for test assertions (closed by stop()). */
   masters(): Redis[];
+  /** A cluster client (commands routed by slot), for test assertions (closed by stop()). */
+  client(): Cluster;
   /** SIGKILL one master (index into `ports`), then start it again on the same port and config. */
   restartMaster(index: number, downMs?: number): Promise<void>;
   /** Every key starting with `prefix`, on every master, deleted; how many. */
@@ -43,6 +45,7 @@ export async function startRedisCluster({ masters = 3, startTimeoutMs = 20_000 }
   };
   const procs = new Map<number, { proc: ChildProcess; exited: Promise<void> }>();
   const clients: Redis[] = [];
+  let clusterClient: Cluster | undefined;
 
   const busPorts = new Map<number, number>();
   const spawnOn = async (port: number) => {
@@ -78,6 +81,7 @@ export async function startRedisCluster({ masters = 3, startTimeoutMs = 20_000 }
     if (stopped) return;
     stopped = true;
     for (const c of clients.splice(0)) c.disconnect();
+    clusterClient?.disconnect();
     await Promise.all(ports.map(kill));
     rmSync(dir, { recursive: true, force: true });
   };
@@ -104,6 +108,10 @@ export async function startRedisCluster({ masters = 3, startTimeoutMs = 20_000 }
     masters() {
       if (clients.length === 0) for (const port of ports) clients.push(new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 }));
       return clients;
+    },
+    client() {
+      clusterClient ??= new Cluster([{ host: '127.0.0.1', port: ports[0]! }], { redisOptions: { maxRetriesPerRequest: 1 } });
+      return clusterClient;
     },
     async restartMaster(index, downMs = 0) {
       const port = ports[index]!;
