@@ -106,11 +106,20 @@ export async function startRedisCluster({ masters = 3, startTimeoutMs = 20_000 }
     ports,
     url: `redis://127.0.0.1:${ports[0]}`,
     masters() {
-      if (clients.length === 0) for (const port of ports) clients.push(new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 }));
+      if (clients.length === 0) {
+        for (const port of ports) {
+          const client = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+          client.on('error', () => undefined); // a restarted master: its commands fail meanwhile
+          clients.push(client);
+        }
+      }
       return clients;
     },
     client() {
-      clusterClient ??= new Cluster([{ host: '127.0.0.1', port: ports[0]! }], { redisOptions: { maxRetriesPerRequest: 1 } });
+      if (!clusterClient) {
+        clusterClient = new Cluster([{ host: '127.0.0.1', port: ports[0]! }], { redisOptions: { maxRetriesPerRequest: 1 } });
+        clusterClient.on('error', () => undefined);
+      }
       return clusterClient;
     },
     async restartMaster(index, downMs = 0) {
