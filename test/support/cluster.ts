@@ -9,7 +9,8 @@ import type { TestRedisCluster } from './redis-cluster.ts';
 
 export { deleteKeys, describeWithRedis, REDIS_URL, redisAvailable, redisReachable, startRedisServer, uniquePrefix } from './redis-server.ts';
 export type { TestRedisServer } from './redis-server.ts';
-export { REDIS_BACKENDS, startRedisCluster, useRedisBackend, type TestRedisCluster } from './redis-cluster.ts';
+export { startRedisCluster, type TestRedisCluster } from './redis-cluster.ts';
+export { REDIS_BACKENDS, useRedisBackend } from './redis-backends.ts';
 
 /**
  * Multi-process cluster tests: each node is a real `npm start` process (`node --import tsx

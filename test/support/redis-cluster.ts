@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Cluster, Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './redis-server.ts';
 
 /**
@@ -13,7 +12,8 @@ import { freePort } from './redis-server.ts';
  * directory: `await using redis = await startRedisCluster()`. `url` is a seed node, as an
  * operator gives it in REDIS_URL with REDIS_CLUSTER=true. Stopping kills the servers and removes
  * the directory. Data is not persisted, so a master restarted with `restartMaster` comes back
- * empty but keeps its slots (its nodes.conf survives), like a crashed shard without AOF.
+ * empty but keeps its slots (its nodes.conf survives), like a crashed shard without AOF. Used by
+ * the tests (redis-backends.ts) and by bench workload G's `--redis-cluster`.
  */
 export interface TestRedisCluster extends AsyncDisposable {
   /** The masters' ports, in start order. */
@@ -200,33 +200,5 @@ process.once('exit', () => {
   for (const proc of liveChildren) proc.kill('SIGKILL');
 });
 
-// ---- Running a describe on both backends
-
 /** Whether `redis-server` and `redis-cli` can be run here (a Redis Cluster needs both). */
 export const redisClusterAvailable: boolean = ['redis-server', 'redis-cli'].every((bin) => spawnSync(bin, ['--version']).status === 0);
-
-/**
- * The Redis backends cluster tests run on, for `describeWithRedis.each(REDIS_BACKENDS)('… on
- * $backend', ({ redisCluster }) => …)`: the shared Redis, and a three-master Redis Cluster that
- * the describe starts itself (skipped, and said so, without redis-server).
- */
-export const REDIS_BACKENDS = [
-  { backend: 'one Redis', redisCluster: false },
-  ...(redisClusterAvailable ? [{ backend: 'a three-master Redis Cluster', redisCluster: true }] : []),
-];
-
-/**
- * Inside a describe, before its own beforeAll: starts a Redis Cluster for the describe when
- * `redisCluster`, stops it after the describe's own afterAll (hooks unwind in reverse). The
- * getter answers it (undefined on one Redis), for `startCluster({ redisCluster })`.
- */
-export function useRedisBackend(redisCluster: boolean): () => TestRedisCluster | undefined {
-  let started: TestRedisCluster | undefined;
-  beforeAll(async () => {
-    if (redisCluster) started = await startRedisCluster();
-  }, 60_000);
-  afterAll(async () => {
-    await started?.stop();
-  });
-  return () => started;
-}
