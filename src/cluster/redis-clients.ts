@@ -103,7 +103,7 @@ async function probeCluster(cmd: Cluster, sub: Cluster): Promise<void> {
   if (!subscribersHealthy(sub)) throw new Error('a sharded subscriber is reconnecting');
 }
 
-const PROBE_TIMEOUT_MS = 1000;
+const PROBE_TIMEOUT_MS = 1500;
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -30,6 +30,7 @@ export class RedisConnections {
   private probeOk: boolean;
   private probeTimer: NodeJS.Timeout | null = null;
   private probing = false;
+  private probeFailures = 0;
   private readonly clients: ReturnType<typeof createRedisClients>;
   readonly events: Listeners<RedisConnectionsEvents>;
   private wasUp = false;
@@ -74,7 +75,10 @@ export class RedisConnections {
     } finally {
       this.probing = false;
     }
-    const ok = error === null;
+    // Down only after PROBE_FAILURES_DOWN failures in a row: a probe that is merely slow once
+    // (a busy machine) must not turn away every client; back up at the first success.
+    this.probeFailures = error === null ? 0 : this.probeFailures + 1;
+    const ok = error === null || (this.probeOk && this.probeFailures < PROBE_FAILURES_DOWN);
     if (ok === this.probeOk) return;
     this.probeOk = ok;
     this.update(error && Object.assign(error, { code: 'SHARD_DOWN' }));
@@ -150,6 +154,9 @@ export class RedisConnections {
 
 /** How often a Redis Cluster's shards are checked (a PING per master, CLUSTER INFO). */
 const PROBE_INTERVAL_MS = 500;
+
+/** Probe failures in a row after which the node counts Redis as unavailable (~1 s at 500 ms). */
+const PROBE_FAILURES_DOWN = 2;
 
 export function unavailable(): DomainError {
   return new DomainError('UNAVAILABLE', 'the cluster store (Redis) is unreachable; retry shortly', 1000);
