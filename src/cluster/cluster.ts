@@ -52,10 +52,13 @@ export function createCluster(config: Config, nodeId: string, log: Logger): Clus
       const connectionsByTransport = service?.figures.connectionsByTransport() ?? { websocket: 0, sse: 0 };
       return { address: address(), connections: counts.connections, connectionsByTransport, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
     },
-    onJoined: async ({ storeLost, wasReaped }) => {
+    onJoined: async ({ wasReaped }) => {
       // Messages a survivor adopted while this node was cut off are reported by the adopter.
       if (wasReaped) await ackRouter?.yieldAdopted();
-      await presence.reassert({ announce: !storeLost });
+      // Announce a re-asserted user only when survivors announced it gone, i.e. after this node
+      // was reaped. Entries that vanished otherwise were lost with their data — Redis restarted
+      // empty, or on a Redis Cluster just the shard of some rooms — and nobody was told they left.
+      await presence.reassert({ announce: wasReaped });
     },
     onNodeDead: async (deadNodeId) => {
       const ghosts = await presence.reapNode(deadNodeId);
