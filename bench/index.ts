@@ -34,6 +34,10 @@ const HELP = `usage: npm run bench -- [options]
   --runs N                    runs per target and workload (default 3; 1 with --quick)
   --quick                     smoke size: tiny rooms, a few dozen messages, seconds
   --no-identity               skip the stock @trpc/client identity check
+  --redis-cluster             G on a three-master Redis Cluster the bench starts itself
+                              (redis-server --cluster-enabled on free ports, a temp dir;
+                              needs redis-server and redis-cli) instead of REDIS_URL; Redis
+                              commands and CPU per message are also given per shard
   --max-other-cpu PCT         repeat a run when other processes took more than PCT % of a
                               core on the bench's CPUs during it (default 20; off with --quick)
   --repeats N                 at most N repeats per run for that (default 2)
@@ -56,6 +60,7 @@ async function main(): Promise<number> {
       targets: { type: 'string' },
       runs: { type: 'string' },
       quick: { type: 'boolean', default: false },
+      'redis-cluster': { type: 'boolean', default: false },
       'no-identity': { type: 'boolean', default: false },
       'max-other-cpu': { type: 'string' },
       repeats: { type: 'string' },
@@ -91,6 +96,7 @@ async function main(): Promise<number> {
     runs,
     quick,
     identity: !values['no-identity'] && targets.includes('realtime'),
+    redisCluster: values['redis-cluster'] ?? false,
     ...(maxOtherCpuPct !== undefined && { maxOtherCpuPct }),
     ...(maxRepeats !== undefined && { maxRepeats }),
   });

@@ -11,6 +11,8 @@ import { Histogram, type SparseHistogram } from './lib/histogram.ts';
 import type { IpcChild } from './lib/ipc.ts';
 import { cpuBusyUs, cpuPlan, openFilesLimit } from './lib/proc.ts';
 import { RedisWatch, type RedisDelta } from './lib/redis-stats.ts';
+import { startBenchRedisCluster } from './lib/redis-cluster.ts';
+import type { TestRedisCluster } from '../test/support/redis-cluster.ts';
 import type { Counters, CpuSample, LoadgenInit, MemorySample, PhaseStats, RunArgs, RunResult, SendMode, Target, VerifyResult } from './lib/types.ts';
 import { checkStockIdentity, type IdentityResult } from './identity.ts';
 import { closeSession, openClusterSession, openSession, resetSession, type Session } from './sessions.ts';
@@ -32,6 +34,8 @@ export interface BenchOptions {
   maxRepeats?: number;
   /** Redis for workload G (default: env REDIS_URL, else redis://127.0.0.1:6379). */
   redisUrl?: string;
+  /** Workload G on a three-master Redis Cluster the bench starts itself (instead of `redisUrl`). */
+  redisCluster?: boolean;
 }
 
 /** Everything that decides pass/fail for a run: nothing lost, nothing out of order. */
@@ -127,13 +131,25 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   let repeats = 0;
   let identity: IdentityResult | null = null;
   const skipped: BenchResult['skipped'] = [];
-  const redisUrl = options.redisUrl ?? (process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+  let redisUrl = options.redisUrl ?? (process.env.REDIS_URL || 'redis://127.0.0.1:6379');
   // Connected when G first needs it; null when Redis is unreachable (G is then skipped).
   let redis: RedisWatch | null | undefined;
   let redisProblem = '';
+  let redisCluster: TestRedisCluster | null = null;
   const redisFor = async (): Promise<RedisWatch | null> => {
     if (redis !== undefined) return redis;
-    const watch = await RedisWatch.connect(redisUrl);
+    if (options.redisCluster) {
+      const started = await startBenchRedisCluster(say);
+      if ('unavailable' in started) {
+        redis = null;
+        redisProblem = started.unavailable;
+        return redis;
+      }
+      redisCluster = started;
+      redisUrl = started.url;
+    }
+    const urls = redisCluster ? redisCluster.ports.map((p) => `redis://127.0.0.1:${p}`) : redisUrl;
+    const watch = await RedisWatch.connect(urls, { cluster: redisCluster !== null });
     if (watch instanceof RedisWatch) {
       redis = watch;
       if (!watch.local) notes.push(`G: Redis at ${redactUrl(redisUrl)} does not run on this machine: its CPU is not on the bench's cores and is not subtracted from "other processes".`);
@@ -159,7 +175,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       const prespawned = new Map<string, Promise<Session>>();
       if (shared && runnable.includes('G') && (await redisFor())) {
         for (const setup of sizes.G.setups.filter((x) => x.redis)) {
-          const opening = openClusterSession({ setup, redisUrl, loadgenCount: 0, lend: shared, cpus: null });
+          const opening = openClusterSession({ setup, redisUrl, redisCluster: redisCluster !== null, loadgenCount: 0, lend: shared, cpus: null });
           opening.catch(() => undefined); // reported when G takes it
           prespawned.set(setup.label, opening);
         }
@@ -203,7 +219,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
                       : setup && 'batchMs' in setup
                       ? await openSession(target, plan.procs.length, options.quick ? null : pins.server, setup.batchMs === null ? {} : { BENCH_PRESENCE_BATCH_MS: String(setup.batchMs) })
                       : setup
-                        ? await (early ?? openClusterSession({ setup, redisUrl, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
+                        ? await (early ?? openClusterSession({ setup, redisUrl, redisCluster: redisCluster !== null, loadgenCount: plan.procs.length, lend: shared, cpus: options.quick ? null : pins.server }))
                         : (shared ?? (await openSession(target, plan.procs.length)));
                   const receiversOverHttp = setup !== null && 'http' in setup && setup.http;
                   const outcome = await runOnce({ target, workload, plan, sizes, say: (m) => say(`${label} · ${m}`), redis: session.cluster ? watch : null, receiversOverHttp }, session);
@@ -257,7 +273,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       await redis.removeKeys(`bench:${process.pid}-`).catch(() => 0);
       redis.close();
     }
+    await (redisCluster as TestRedisCluster | null)?.stop();
   }
+  if (redisCluster) notes.push(`G ran on a Redis Cluster of three masters the bench started (ports ${(redisCluster as TestRedisCluster).ports.join(', ')}); Redis figures are summed over the masters and given per shard below.`);
   if (repeats > 0) notes.push(`${repeats} run(s) were measured again because other processes took more than ${maxOtherCpuPct} % of a core on the bench's CPUs${options.workloads.includes('G') ? ' or (G) other Redis clients issued commands during a measured phase' : ''} (at most ${maxRepeats} repeats per run; the last attempt counts).`);
   const finished = Date.now();
   say(`bench finished in ${((finished - t0) / 1000).toFixed(0)} s`);
@@ -660,6 +678,10 @@ function redisMetrics(phase: 'flood' | 'rate', redis: RedisDelta, m: PhaseOutcom
     [`${phase}RedisForeignClients`]: redis.foreignClients,
     [`${phase}Msgs`]: m.sent,
   };
+  for (const [i, shard] of (redis.shards ?? []).entries()) {
+    out[`${phase}RedisShard${i + 1}CallsPerMsg`] = shard.totalCalls / msgs;
+    out[`${phase}RedisShard${i + 1}CpuMsPer1000Msgs`] = shard.cpuUs / msgs;
+  }
   for (const name of MAIN_REDIS_COMMANDS) out[`${phase}Redis_${name}PerMsg`] = (redis.calls[name] ?? 0) / msgs;
   for (const [name, calls] of Object.entries(redis.calls)) {
     if (!(MAIN_REDIS_COMMANDS as readonly string[]).includes(name)) out[`${phase}Redis_${name}PerMsg`] = calls / msgs;

@@ -403,6 +403,21 @@ function clusterSection(result: BenchResult): string {
       ]);
     }
   }
+  const shardRows: string[][] = [];
+  for (const x of setups.filter((y) => y.redis)) {
+    const c = find(result, 'realtime', 'G', x.label);
+    for (const phase of ['flood', 'rate'] as const) {
+      for (let shard = 1; c?.runs.some((r) => r.metrics[`${phase}RedisShard${shard}CallsPerMsg`] !== undefined); shard += 1) {
+        shardRows.push([x.label, phase === 'flood' ? 'flood' : `${s.G.rate} msgs/s`, `master ${shard}`, cell(c, `${phase}RedisShard${shard}CallsPerMsg`), cell(c, `${phase}RedisShard${shard}CpuMsPer1000Msgs`)]);
+      }
+    }
+  }
+  if (shardRows.length) {
+    out.push('**Per shard of the Redis Cluster** (`--redis-cluster`; the room lives on one master, the others see only heartbeats, presence and node-to-node calls):');
+    out.push('');
+    out.push(table(['setup', 'phase', 'shard', 'commands / msg', 'Redis CPU ms / 1000 msgs'], shardRows));
+    out.push('');
+  }
   if (redisRows.length) {
     out.push('**Redis per published message** (`INFO commandstats` and `INFO cpu` read before and after each measured phase; the bench\'s own INFO and CLIENT LIST left out):');
     out.push('');

@@ -70,6 +70,8 @@ export async function openSession(target: Target, loadgenCount: number, serverCp
 export interface ClusterSessionOptions {
   setup: ClusterSetup;
   redisUrl: string;
+  /** `redisUrl` is a seed of a Redis Cluster (the nodes get REDIS_CLUSTER=true). */
+  redisCluster?: boolean;
   loadgenCount: number;
   /** CPUs the nodes are pinned to (null: not pinned). */
   cpus: string | null;
@@ -90,7 +92,7 @@ export async function openClusterSession(options: ClusterSessionOptions): Promis
   const prefix = setup.redis ? newKeyPrefix() : null;
   const servers = Array.from({ length: setup.nodes }, (_, i) => {
     const env: Record<string, string> = { BENCH_SECRET: secret };
-    if (prefix) Object.assign(env, { BENCH_REDIS_URL: redisUrl, BENCH_REDIS_KEY_PREFIX: prefix, NODE_ID: `${tag}-n${i}` });
+    if (prefix) Object.assign(env, { BENCH_REDIS_URL: redisUrl, BENCH_REDIS_KEY_PREFIX: prefix, NODE_ID: `${tag}-n${i}`, ...(options.redisCluster && { BENCH_REDIS_CLUSTER: 'true' }) });
     return spawnChild({ name: `server(realtime${setup.nodes > 1 ? ` node ${i}` : ''})`, script: SERVER_SCRIPTS.realtime, cpus: options.cpus, env, heapMb: 8192 });
   });
   const loadgens = lend ? lend.loadgens : spawnLoadgens(options.loadgenCount);

@@ -128,6 +128,11 @@ export const envSchema = z.object({
   WS_ALLOWED_ORIGINS: z.string().optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, secretRule('must be at least 16 characters')).optional(),
+  /**
+   * REDIS_URL is a seed node of a Redis Cluster (7+): the other masters are discovered from it,
+   * its user, password and TLS (rediss://) apply to every node. Default false: one Redis.
+   */
+  REDIS_CLUSTER: bool.optional(),
   /** Cluster mode (REDIS_URL set): key and channel prefix, so several services can share one Redis. */
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 : _ . -').default('rt:'),
   /** Cluster mode: how often a node refreshes its heartbeat, and after how long without one it counts as dead. */
@@ -158,6 +163,8 @@ export interface Config {
   maxBufferedBytes: number;
   maxFrameBytes: number;
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER: `redisUrl` is a seed node of a Redis Cluster rather than the one Redis. */
+  redisCluster: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   messageRatePerSec: number;
   messageRateBurst: number;
@@ -240,6 +247,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (e.CLUSTER_NODE_TTL_MS < e.CLUSTER_HEARTBEAT_MS * 3) {
     throw new ConfigError(`Invalid configuration: CLUSTER_NODE_TTL_MS=${e.CLUSTER_NODE_TTL_MS} must be at least 3 × CLUSTER_HEARTBEAT_MS (${e.CLUSTER_HEARTBEAT_MS * 3})`);
   }
+  if (e.REDIS_CLUSTER && !e.REDIS_URL) {
+    throw new ConfigError('Invalid configuration: REDIS_CLUSTER=true needs REDIS_URL (a seed node of the Redis Cluster)');
+  }
+  if (e.REDIS_CLUSTER && e.REDIS_URL && !/^\/?0?$/.test(new URL(e.REDIS_URL).pathname)) {
+    // Redis Cluster has database 0 only; a URL that names another would silently use 0.
+    throw new ConfigError('Invalid configuration: REDIS_URL must not select a database other than 0 when REDIS_CLUSTER=true (value not shown)');
+  }
   const maxMessageBytes = overrides.maxMessageBytes ?? e.MAX_MESSAGE_BYTES;
   const config: Config = {
     nodeEnv: e.NODE_ENV,
@@ -262,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     // catch-up's acks), and for a maximal body after JSON escaping.
     maxFrameBytes: e.MAX_FRAME_BYTES ?? Math.max(1024 * 1024, maxMessageBytes * 6 + 16 * 1024),
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER ?? false,
     logLevel: e.LOG_LEVEL,
     messageRatePerSec: e.MESSAGE_RATE_PER_SEC,
     messageRateBurst: e.MESSAGE_RATE_BURST,

@@ -8,15 +8,17 @@ import type { Audience, RoomEnvelope, RoomEvent } from '../src/domain/types.ts';
 import { formatEventId } from '../src/history/event-id.ts';
 import { RoomHistory, type AcceptEnvelope, type StoredPage } from '../src/history/room-history.ts';
 import { createLogger } from '../src/logger.ts';
-import { deleteKeys, describeWithRedis, REDIS_URL, startCluster, startNode, startRedisServer, uniquePrefix, type ClusterNode, type TestCluster } from './support/cluster.ts';
+import { deleteKeys, describeWithRedis, REDIS_BACKENDS, REDIS_URL, startCluster, startNode, startRedisServer, uniquePrefix, useRedisBackend, type ClusterNode, type TestCluster } from './support/cluster.ts';
 import { bodies, recordRaw, waitUntil, type RecordedEvent } from './support/wait.ts';
 
 /**
  * Scrollback in a cluster (issue 13): `conversation.history` reads the room's Redis stream — the
  * history resume uses — so a page read through any node has the ids and order every subscriber
- * saw, and the HISTORY_SIZE window behaves exactly like the in-memory one.
+ * saw, and the HISTORY_SIZE window behaves exactly like the in-memory one. On one Redis and on
+ * a three-master Redis Cluster.
  */
-describeWithRedis('scrollback across nodes', () => {
+describeWithRedis.each(REDIS_BACKENDS)('scrollback across nodes on $backend', ({ redisCluster }) => {
+  const backend = useRedisBackend(redisCluster);
   const HISTORY_SIZE = 10;
   let cluster: TestCluster;
   let single: ClusterNode;
@@ -27,7 +29,11 @@ describeWithRedis('scrollback across nodes', () => {
   beforeAll(async () => {
     const env = { HISTORY_SIZE: String(HISTORY_SIZE) };
     // Generous start timeouts: the machine may be busy (process starts compete for two cores).
-    [cluster, single] = await Promise.all([startCluster({ nodes: 2, label: 'history', env, startTimeoutMs: 60_000 }), startNode({ env, startTimeoutMs: 60_000 })]);
+    const redis = backend();
+    [cluster, single] = await Promise.all([
+      startCluster({ nodes: 2, label: 'history', env, startTimeoutMs: 60_000, ...(redis && { redisCluster: redis }) }),
+      startNode({ env, startTimeoutMs: 60_000 }),
+    ]);
     [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
   }, 90_000);
   afterAll(async () => {
@@ -97,7 +103,8 @@ describeWithRedis('scrollback across nodes', () => {
   it('reading an unknown room through a node creates no Redis keys; a `before` of another epoch is an empty page', async () => {
     const carol = await client(n2, 'carol');
     const keys = new ClusterKeys(cluster.prefix);
-    const redis = new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 });
+    const onCluster = backend();
+    const redis = onCluster ? onCluster.client() : new Redis(cluster.redisUrl, { maxRetriesPerRequest: 1 });
     try {
       expect(await carol.history('nobody-ever')).toEqual({ events: [], nextBefore: null });
       expect(await carol.history('nobody-ever', { before: formatEventId('abc', 7) })).toEqual({ events: [], nextBefore: null });
@@ -112,7 +119,7 @@ describeWithRedis('scrollback across nodes', () => {
       expect(await carol.history('epochs', { before: formatEventId(`${epoch}x`, 99) })).toEqual({ events: [], nextBefore: null });
       expect(await carol.history('epochs', { before: formatEventId(epoch, 999) }).then((p) => bodies(p.events))).toEqual(['hello']);
     } finally {
-      redis.disconnect();
+      if (!onCluster) redis.disconnect(); // the Redis Cluster's client is closed with it
     }
   });
 });

@@ -1,15 +1,17 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createChatClient, type ChatClient, type Conversation } from '../clients/chat/index.ts';
-import { describeWithRedis, startCluster, type ClusterNode, type TestCluster } from './support/cluster.ts';
+import { describeWithRedis, REDIS_BACKENDS, startCluster, useRedisBackend, type ClusterNode, type TestCluster } from './support/cluster.ts';
 import { createAdminClient, type AdminClient } from '../clients/admin/index.ts';
 import { openSseStream } from './support/sse-client.ts';
 import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
 
 /**
- * One logical service across three real server processes sharing the Redis at REDIS_URL:
- * clients are spread across the nodes and must not be able to tell.
+ * One logical service across three real server processes sharing the Redis at REDIS_URL, and
+ * again on a three-master Redis Cluster the describe starts itself: clients are spread across
+ * the nodes and must not be able to tell.
  */
-describeWithRedis('cluster of three nodes over Redis', () => {
+describeWithRedis.each(REDIS_BACKENDS)('cluster of three nodes over $backend', ({ redisCluster }) => {
+  const backend = useRedisBackend(redisCluster);
   let cluster: TestCluster;
   const clients: ChatClient[] = [];
   let n1: ClusterNode;
@@ -17,9 +19,10 @@ describeWithRedis('cluster of three nodes over Redis', () => {
   let n3: ClusterNode;
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 3, label: 'cluster', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '3000' } });
+    const redis = backend();
+    cluster = await startCluster({ nodes: 3, label: 'cluster', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '3000' }, startTimeoutMs: 60_000, ...(redis && { redisCluster: redis }) });
     [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-  }, 30_000);
+  }, 90_000);
   afterEach(async () => {
     await Promise.allSettled(clients.splice(0).map((c) => c.close()));
   });

@@ -7,7 +7,8 @@
  *
  * Cluster mode (workload G): the orchestrator sets BENCH_REDIS_URL and BENCH_REDIS_KEY_PREFIX
  * (handed on as REDIS_URL and REDIS_KEY_PREFIX) and NODE_ID; the node reports ready only once
- * /readyz says its Redis connections are up. Without them the node never reads an ambient
+ * /readyz says its Redis connections are up; BENCH_REDIS_CLUSTER=true (`--redis-cluster`) is
+ * handed on as REDIS_CLUSTER. Without them the node never reads an ambient
  * REDIS_URL: workloads A–F always measure a single node. Workload H sets BENCH_PRESENCE_BATCH_MS
  * (handed on as PRESENCE_BATCH_MS) for its "before" variant.
  */
@@ -18,6 +19,7 @@ const secret = process.env.BENCH_SECRET;
 if (!secret || secret.length < 32) throw new Error('BENCH_SECRET (>= 32 characters) is required');
 const redisUrl = process.env.BENCH_REDIS_URL;
 const redisKeyPrefix = process.env.BENCH_REDIS_KEY_PREFIX;
+const redisCluster = process.env.BENCH_REDIS_CLUSTER === 'true';
 /** Workload H: PRESENCE_BATCH_MS for this node (unset: the default). */
 const presenceBatchMs = process.env.BENCH_PRESENCE_BATCH_MS;
 
@@ -29,6 +31,10 @@ const rt = createRealtimeServer({
     AUTH_SECRET: secret,
     ...(redisUrl && { REDIS_URL: redisUrl }),
     ...(redisKeyPrefix && { REDIS_KEY_PREFIX: redisKeyPrefix }),
+    ...(redisCluster && { REDIS_CLUSTER: 'true' }),
+    // The orchestrator names each node (NODE_ID) so it can tell this run's Redis clients from
+    // anyone else's; `env` replaces the process environment, so it is handed on here.
+    ...(process.env.NODE_ID && { NODE_ID: process.env.NODE_ID }),
     ...(presenceBatchMs && { PRESENCE_BATCH_MS: presenceBatchMs }),
   },
   logLevel: 'silent',

@@ -115,15 +115,19 @@ export class ClusterAckRouter implements AckRouter {
     const record = keys.ack(input.messageId);
     const ttl = input.timeoutMs + this.options.retentionMs + 60_000;
     try {
+      // Two slots, so two commands (a MULTI must stay on one slot on a Redis Cluster). The
+      // node's list first: should this node die between the two, a survivor finds an id without
+      // a record and skips it — the message was not published yet (tracking comes first).
+      await this.options.redis.cmd.sadd(keys.nodeAcks(node.nodeId), input.messageId);
       await this.options.redis.cmd
         .multi()
         .hset(record, { o: node.nodeId, c: input.conversationId, s: input.senderId, e: JSON.stringify([...new Set(input.expected)]), t: createdAt, x: createdAt + input.timeoutMs })
         .pexpire(record, ttl)
         .pexpire(keys.ackAcked(input.messageId), ttl)
-        .sadd(keys.nodeAcks(node.nodeId), input.messageId)
         .exec();
     } catch (error) {
       tracker.cancel(input.messageId);
+      if (this.options.redis.available) void this.options.redis.cmd.srem(keys.nodeAcks(node.nodeId), input.messageId).catch(() => undefined);
       throw error;
     }
   }

@@ -12,7 +12,7 @@ import { ClusterKeys } from './keys.ts';
 import { RedisConnections } from './redis-connection.ts';
 
 /**
- * Cluster mode (REDIS_URL set): the Redis implementations of the three seams, the node's
+ * Cluster mode (REDIS_URL set; one Redis, or a Redis Cluster with REDIS_CLUSTER): the Redis implementations of the three seams, the node's
  * heartbeat and its clean-up duties, wired together. The composition root builds this before
  * the service (the broker and seams go into it) and binds the service afterwards.
  */
@@ -31,7 +31,7 @@ export interface Cluster {
 export function createCluster(config: Config, nodeId: string, log: Logger): Cluster {
   const url = config.redisUrl!;
   const clusterLog = log.child({ component: 'cluster', nodeId });
-  const redis = new RedisConnections(url, clusterLog, `rt-${nodeId}`);
+  const redis = new RedisConnections({ url, cluster: config.redisCluster }, clusterLog, `rt-${nodeId}`);
   const keys = new ClusterKeys(config.redisKeyPrefix);
   const broker = new RedisBroker({ redis, keys, historySize: config.historySize, historyTtlMs: config.historyTtlMs, log: clusterLog });
   const presence = new RedisPresence({ nodeId, redis, keys, presenceGraceMs: config.presenceGraceMs, log: clusterLog });
@@ -52,10 +52,13 @@ export function createCluster(config: Config, nodeId: string, log: Logger): Clus
       const connectionsByTransport = service?.figures.connectionsByTransport() ?? { websocket: 0, sse: 0 };
       return { address: address(), connections: counts.connections, connectionsByTransport, rooms: counts.rooms, users: counts.users, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
     },
-    onJoined: async ({ storeLost, wasReaped }) => {
+    onJoined: async ({ wasReaped }) => {
       // Messages a survivor adopted while this node was cut off are reported by the adopter.
       if (wasReaped) await ackRouter?.yieldAdopted();
-      await presence.reassert({ announce: !storeLost });
+      // Announce a re-asserted user only when survivors announced it gone, i.e. after this node
+      // was reaped. Entries that vanished otherwise were lost with their data — Redis restarted
+      // empty, or on a Redis Cluster just the shard of some rooms — and nobody was told they left.
+      await presence.reassert({ announce: wasReaped });
     },
     onNodeDead: async (deadNodeId) => {
       const ghosts = await presence.reapNode(deadNodeId);

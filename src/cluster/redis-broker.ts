@@ -453,11 +453,11 @@ export class RedisBroker implements Broker {
   /** After an outage: fill every subscribed room's gap, then publish what was queued meanwhile. */
   private async resynchronise(): Promise<void> {
     if (this.closed) return;
-    // ioredis re-subscribes on the subscriber connection as it comes back; a round trip there
-    // makes sure those subscriptions are in effect before the gaps are read from the streams,
+    // ioredis re-subscribes on the subscriber connection(s) as they come back; a round trip on
+    // each makes sure those subscriptions are in effect before the gaps are read from the streams,
     // so nothing published in between can slip through unnoticed.
     try {
-      await this.redis.sub.ping();
+      await this.redis.pingSubscribers();
     } catch {
       return; // down again: the next `up` starts over
     }
@@ -506,12 +506,12 @@ export class RedisBroker implements Broker {
 
   private refreshActive(): void {
     if (!this.redis.available || this.active.size === 0) return;
-    const pipeline = this.redis.cmd.pipeline();
-    for (const roomId of this.active) {
-      pipeline.pexpire(this.keys.roomMeta(roomId), this.options.historyTtlMs);
-      pipeline.pexpire(this.keys.roomStream(roomId), this.options.historyTtlMs);
-    }
-    pipeline.exec().catch((error: unknown) => this.options.log.warn({ err: error }, 'history TTL refresh failed'));
+    // One command per key, not one pipeline: on a Redis Cluster the rooms live on different
+    // shards (a pipeline must stay on one); auto-pipelining batches them per connection anyway.
+    const { cmd } = this.redis;
+    const ttl = this.options.historyTtlMs;
+    const refreshes = [...this.active].flatMap((roomId) => [cmd.pexpire(this.keys.roomMeta(roomId), ttl), cmd.pexpire(this.keys.roomStream(roomId), ttl)]);
+    Promise.all(refreshes).catch((error: unknown) => this.options.log.warn({ err: error }, 'history TTL refresh failed'));
   }
 }
 

@@ -1,14 +1,18 @@
-import { Redis, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { Logger } from '../logger.ts';
 import { Listeners } from '../util/listeners.ts';
+import { createRedisClients, type RedisClient, type RedisTarget } from './redis-clients.ts';
 
 /**
- * The node's two Redis connections: `cmd` for commands and scripts, `sub` for (sharded)
- * subscriptions. Both reconnect forever with capped, jittered backoff. While either is down the
- * node is `unavailable`: commands fail fast (no offline queue on `cmd`), /readyz answers 503,
- * and when both are back listeners of `up` resynchronise what the outage may have cost.
+ * The node's two Redis clients: `cmd` for commands and scripts, `sub` for (sharded)
+ * subscriptions, to one Redis or to a Redis Cluster (redis-clients.ts). Both reconnect forever
+ * with capped, jittered backoff. While either is down the node is `unavailable`: commands fail
+ * fast (no offline queue on `cmd`), /readyz answers 503, and when both are back listeners of `up`
+ * resynchronise what the outage may have cost. On a Redis Cluster, a probe every
+ * PROBE_INTERVAL_MS also counts the node unavailable while any master (or the subscriber
+ * connection to it) is down: a shard outage is handled as an outage of the whole store, which
+ * keeps the one recovery path (gap fill, presence re-assertion, outbox) that a Redis outage has.
  *
  * What the operator sees: a Redis not reachable at start is one error line (URL with its password
  * masked, the error code, /readyz 503 until it is) and one info line once it is; a Redis that was
@@ -20,8 +24,14 @@ export interface RedisConnectionsEvents extends Record<string, unknown> {
 }
 
 export class RedisConnections {
-  readonly cmd: Redis;
-  readonly sub: Redis;
+  readonly cmd: RedisClient;
+  readonly sub: RedisClient;
+  /** What the clients' status says nothing about (Redis Cluster shards); true without a probe. */
+  private probeOk: boolean;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probing = false;
+  private probeFailures = 0;
+  private readonly clients: ReturnType<typeof createRedisClients>;
   readonly events: Listeners<RedisConnectionsEvents>;
   private wasUp = false;
   /** When both connections stopped being ready: construction until the first connect. */
@@ -32,32 +42,56 @@ export class RedisConnections {
   /** REDIS_URL as it may be logged (password masked). */
   private readonly where: string;
 
-  constructor(url: string, private readonly log: Logger, name: string) {
-    this.where = redactUrl(url);
+  constructor(target: RedisTarget | string, private readonly log: Logger, name: string) {
+    const resolved = typeof target === 'string' ? { url: target, cluster: false } : target;
+    this.where = `${redactUrl(resolved.url)}${resolved.cluster ? ' (Redis Cluster seed)' : ''}`;
     this.events = new Listeners((error) => log.error({ err: error }, 'redis listener failed'));
-    const base: RedisOptions = {
-      connectionName: name,
-      lazyConnect: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-      // Forever, 50 ms doubling to 2 s, with jitter so a fleet does not reconnect in step.
-      retryStrategy: (attempt) => Math.min(2000, 50 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2),
-      reconnectOnError: () => false,
-    };
-    this.cmd = new Redis(url, { ...base, enableOfflineQueue: false, enableAutoPipelining: true });
-    // The subscriber keeps its offline queue so ioredis re-subscribes every channel on reconnect.
-    this.sub = new Redis(url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.clients = createRedisClients(resolved, name);
+    this.cmd = this.clients.cmd;
+    this.sub = this.clients.sub;
+    this.probeOk = this.clients.probe === null;
     for (const client of [this.cmd, this.sub]) {
       client.on('ready', () => this.update(null));
       client.on('close', () => this.update(null));
       client.on('end', () => this.update(null));
       client.on('error', (error: Error) => this.update(error));
     }
+    if (this.clients.probe) {
+      const probe = this.clients.probe;
+      this.probeTimer = setInterval(() => void this.runProbe(probe), PROBE_INTERVAL_MS);
+      this.probeTimer.unref();
+      for (const client of [this.cmd, this.sub]) client.on('ready', () => void this.runProbe(probe));
+    }
+  }
+
+  private async runProbe(probe: () => Promise<void>): Promise<void> {
+    if (this.probing || this.closed) return;
+    this.probing = true;
+    let error: Error | null = null;
+    try {
+      await probe();
+    } catch (caught) {
+      error = caught instanceof Error ? caught : new Error(String(caught));
+    } finally {
+      this.probing = false;
+    }
+    // Down only after PROBE_FAILURES_DOWN failures in a row: a probe that is merely slow once
+    // (a busy machine) must not turn away every client; back up at the first success.
+    this.probeFailures = error === null ? 0 : this.probeFailures + 1;
+    const ok = error === null || (this.probeOk && this.probeFailures < PROBE_FAILURES_DOWN);
+    if (ok === this.probeOk) return;
+    this.probeOk = ok;
+    this.update(error && Object.assign(error, { code: 'SHARD_DOWN' }));
+  }
+
+  /** A round trip on every subscriber connection: subscriptions sent before it are in effect. */
+  pingSubscribers(): Promise<void> {
+    return this.clients.pingSubscribers();
   }
 
   /** Both connections are ready. */
   get available(): boolean {
-    return this.cmd.status === 'ready' && this.sub.status === 'ready';
+    return this.cmd.status === 'ready' && this.sub.status === 'ready' && this.probeOk;
   }
 
   /** Throws a retryable UNAVAILABLE unless Redis can be used now. */
@@ -83,9 +117,10 @@ export class RedisConnections {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     // QUIT waits behind the offline queue, so only a ready connection gets one (a node told to
     // stop during an outage must not hang); the others are simply dropped.
-    const quit = (client: Redis) => (client.status === 'ready' ? Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1000).unref())]) : Promise.resolve());
+    const quit = (client: RedisClient) => (client.status === 'ready' ? Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1000).unref())]) : Promise.resolve());
     await Promise.allSettled([quit(this.cmd), quit(this.sub)]);
     this.cmd.disconnect();
     this.sub.disconnect();
@@ -116,6 +151,12 @@ export class RedisConnections {
     }
   }
 }
+
+/** How often a Redis Cluster's shards are checked (a PING per master, CLUSTER INFO). */
+const PROBE_INTERVAL_MS = 500;
+
+/** Probe failures in a row after which the node counts Redis as unavailable (~1 s at 500 ms). */
+const PROBE_FAILURES_DOWN = 2;
 
 export function unavailable(): DomainError {
   return new DomainError('UNAVAILABLE', 'the cluster store (Redis) is unreachable; retry shortly', 1000);

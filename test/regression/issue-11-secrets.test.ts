@@ -84,6 +84,25 @@ describe('configuration errors about a secret variable', () => {
     expect(loadConfig({ REDIS_URL: 'redis://:p4ssMARKER@cache.internal:6379' }).redisUrl).toBe('redis://:p4ssMARKER@cache.internal:6379');
     expect(loadConfig({ REDIS_URL: 'rediss://ops:p4ssMARKER@cache.internal:6380/2' }).redisUrl).toBe('rediss://ops:p4ssMARKER@cache.internal:6380/2');
   });
+
+  it('REDIS_CLUSTER: needs REDIS_URL, refuses a database other than 0 without showing the URL', () => {
+    expect(loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://:p4ssMARKER@10.0.0.5:7000' })).toMatchObject({ redisCluster: true, redisUrl: 'redis://:p4ssMARKER@10.0.0.5:7000' });
+    expect(loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://10.0.0.5:7000/0' }).redisCluster).toBe(true);
+    expect(loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000' }).redisCluster).toBe(false);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true' })).toThrow(/REDIS_CLUSTER=true needs REDIS_URL/);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'yes', REDIS_URL: 'redis://10.0.0.5:7000' })).toThrow(/REDIS_CLUSTER="yes" must be true or false/);
+    const error = (() => {
+      try {
+        loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://:p4ssMARKER@10.0.0.5:7000/2' });
+      } catch (caught) {
+        return caught as Error;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.message).toMatch(/REDIS_URL must not select a database other than 0/);
+    expect(error!.message).not.toMatch(/MARKER|10\.0\.0\.5/);
+  });
 });
 
 describe('redaction helpers', () => {

@@ -5,9 +5,12 @@ import { mintToken, type MintOptions } from '../../src/auth/tokens.ts';
 import { envSchema } from '../../src/config.ts';
 import { deleteKeys, REDIS_URL, redisReachable, uniquePrefix } from './redis-server.ts';
 import { TEST_SECRET } from './start-test-app.ts';
+import type { TestRedisCluster } from './redis-cluster.ts';
 
 export { deleteKeys, describeWithRedis, REDIS_URL, redisAvailable, redisReachable, startRedisServer, uniquePrefix } from './redis-server.ts';
 export type { TestRedisServer } from './redis-server.ts';
+export { startRedisCluster, type TestRedisCluster } from './redis-cluster.ts';
+export { REDIS_BACKENDS, useRedisBackend } from './redis-backends.ts';
 
 /**
  * Multi-process cluster tests: each node is a real `npm start` process (`node --import tsx
@@ -195,6 +198,8 @@ export interface StartClusterOptions {
   label: string;
   /** Default: REDIS_URL. */
   redisUrl?: string;
+  /** Run the nodes on this Redis Cluster (REDIS_CLUSTER=true, its seed as REDIS_URL) instead. */
+  redisCluster?: TestRedisCluster;
   /** Passed to every node (CLUSTER_HEARTBEAT_MS, CLUSTER_NODE_TTL_MS, PRESENCE_GRACE_MS, …). */
   env?: Record<string, string>;
   startTimeoutMs?: number;
@@ -205,7 +210,9 @@ export interface StartClusterOptions {
  * node fails to start, the others are stopped and the keys deleted before the error is thrown.
  */
 export async function startCluster(options: StartClusterOptions): Promise<TestCluster> {
-  const { label, redisUrl = REDIS_URL, env: clusterEnv = {}, startTimeoutMs } = options;
+  const { label, redisCluster, env: givenEnv = {}, startTimeoutMs } = options;
+  const redisUrl = redisCluster?.url ?? options.redisUrl ?? REDIS_URL;
+  const clusterEnv = redisCluster ? { REDIS_CLUSTER: 'true', ...givenEnv } : givenEnv;
   const prefix = uniquePrefix(label);
   const nodes: ClusterNode[] = [];
   const starting = new Set<Promise<ClusterNode>>();
@@ -236,7 +243,7 @@ export async function startCluster(options: StartClusterOptions): Promise<TestCl
       await Promise.allSettled(starting); // a node still starting is stopped too
       await Promise.all(nodes.map((node) => node.stop()));
       try {
-        await deleteKeys(redisUrl, prefix);
+        await (redisCluster ? redisCluster.deleteKeys(prefix) : deleteKeys(redisUrl, prefix));
       } catch (error) {
         // A test that took its own Redis away has nothing left to clean; anything else is a leak.
         if (await redisReachable(redisUrl)) throw error;
