@@ -51,7 +51,7 @@ interface RoomLog {
    * Ring buffer of stored events, as two parallel rings: what each one's slot keeps (its string
    * values, or its whole text) and its shape. `start` is the oldest slot, `length` how many are kept.
    */
-  texts: Kept[];
+  kept: Kept[];
   shapes: EventShape[];
   start: number;
   length: number;
@@ -133,16 +133,16 @@ export class RoomHistory {
       const bytes = keptBytes(kept);
       if (log.length < capacity) {
         // Grown as events come (most rooms hold a few), not allocated at full size.
-        log.texts.push(kept);
+        log.kept.push(kept);
         log.shapes.push(shape);
         log.length += 1;
         grew = bytes;
         // A full ring keeps exactly `capacity` slots: pushing left up to half as many again spare.
-        if (log.length === capacity) [log.texts, log.shapes] = [log.texts.slice(), log.shapes.slice()];
+        if (log.length === capacity) [log.kept, log.shapes] = [log.kept.slice(), log.shapes.slice()];
       } else {
         const slot = log.start;
-        grew = bytes - keptBytes(log.texts[slot]!);
-        log.texts[slot] = kept;
+        grew = bytes - keptBytes(log.kept[slot]!);
+        log.kept[slot] = kept;
         log.shapes[slot] = shape;
         log.start = (log.start + 1) % capacity;
       }
@@ -266,14 +266,14 @@ export class RoomHistory {
   /** The kept event `i` places after the oldest, as an envelope. */
   private read(log: RoomLog, i: number): StoredEnvelope {
     const slot = (log.start + i) % this.options.size;
-    return new StoredEnvelope(formatEventId(log.epoch, log.lastSeq - log.length + 1 + i), log.shapes[slot]!, log.texts[slot]!);
+    return new StoredEnvelope(formatEventId(log.epoch, log.lastSeq - log.length + 1 + i), log.shapes[slot]!, log.kept[slot]!);
   }
 
   private ensure(roomId: RoomId): RoomLog {
     let log = this.logs.get(roomId);
     if (!log) {
       // A log created by a send to an empty room starts idle: it expires unless someone joins.
-      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, texts: [], shapes: [], start: 0, length: 0, shapeCache: new ShapeCache(), idleSince: this.now(), bytes: 0 };
+      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, kept: [], shapes: [], start: 0, length: 0, shapeCache: new ShapeCache(), idleSince: this.now(), bytes: 0 };
       this.logs.set(roomId, log);
       this.idle.set(roomId, log);
       this.keepBudget();
