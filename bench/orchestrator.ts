@@ -365,6 +365,9 @@ export interface VariantOutcome {
   checks: Checks;
 }
 
+/** Messages per room that fill the default history (HISTORY_SIZE 256) in workload C. */
+const HISTORY_FILL = 256;
+
 /** One run: fresh server and load generators, connect, phases, verify, tear down. */
 async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcome[]> {
   const { target, workload, plan, sizes, say } = ctx;
@@ -449,6 +452,18 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
         const conns = plan.connections;
         const rooms = plan.rooms;
         await phases.run({ mode: 'once', durationMs: 0 }, false);
+        // This service only (the others keep no history): every room's history filled to the
+        // default HISTORY_SIZE with bench messages (200-byte bodies), delivered and checked like
+        // any phase, then memory again — the issue-16 target "100 active rooms with full default
+        // history within 10 MB" as history per room × 100.
+        let history: { historyPerRoomB: number; history100RoomsMB: number } | null = null;
+        if (target === 'realtime') {
+          say(`filling every room's history (${HISTORY_FILL} messages per room)`);
+          await phases.run({ mode: 'flood', durationMs: 300_000, window: 1, maxMessages: HISTORY_FILL - 1 }, false);
+          const filled = await server.request<MemorySample>('memory');
+          const perRoom = (filled.heapUsed + filled.arrayBuffers - (after.heapUsed + after.arrayBuffers)) / rooms;
+          history = { historyPerRoomB: perRoom, history100RoomsMB: (perRoom * 100) / 2 ** 20 };
+        }
         outcomes.push({
           variant: '',
           metrics: {
@@ -461,6 +476,7 @@ async function runOnce(ctx: RunContext, session: Session): Promise<VariantOutcom
             baselineRssMB: b.rss / 2 ** 20,
             baselineHeapMB: b.heapUsed / 2 ** 20,
             setupS,
+            ...history,
           },
         });
         break;

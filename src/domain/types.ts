@@ -131,6 +131,22 @@ export interface RoomEnvelope {
   audience: Audience;
   /** When it was published, epoch ms with sub-ms precision (internal: for latency, never sent). */
   publishedAt?: number;
+  /**
+   * The event as superjson serializes it, when the broker has it already (the single-node history
+   * keeps events in this form): frames are built from it, not from serializing `event` again.
+   */
+  serialized?: SerializedEvent;
+}
+
+/**
+ * A room event serialized with superjson (the router's transformer), as JSON text: `json` is
+ * `JSON.stringify` of superjson's `json` part, `meta` of its `meta` part (absent when superjson
+ * has none). `{"json":<json>,"meta":<meta>}` is what superjson makes of the event.
+ */
+export interface SerializedEvent {
+  type: RoomEventType;
+  json: string;
+  meta: string | undefined;
 }
 
 export interface PresenceJoin {

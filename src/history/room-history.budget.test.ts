@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { RoomEvent } from '../domain/types.ts';
-import { estimateBytes, RoomHistory } from './room-history.ts';
+import { RoomHistory } from './room-history.ts';
+import { encodeEvent, storedBytes } from './serialized-event.ts';
+
+/** What one kept event counts for the budget: the string its slot keeps, and the slot. */
+const estimateBytes = (event: RoomEvent): number => storedBytes(encodeEvent(event.conversationId, event).kept);
 
 const msg = (room: string, body: string): RoomEvent => ({
   type: 'message',

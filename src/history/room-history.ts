@@ -1,11 +1,14 @@
 import type { Audience, EventId, RoomEnvelope, RoomEvent, RoomId, ResyncReason } from '../domain/types.ts';
-import { checkEventData } from '../domain/event-data.ts';
 import { compareEventIds, formatEventId, newEpoch, parseEventId, type ParsedEventId } from './event-id.ts';
+import { encodeEvent, withHead, type EncodedEvent } from './serialized-event.ts';
+import { keptBytes, ShapeCache, StoredEnvelope, type EventShape, type Kept } from './stored-event.ts';
 
 /**
  * Per-room event log for resume: assigns ids (strictly increasing per room) and keeps the last
  * `size` stored events in a ring. A room's log lives while the room is active and for `ttlMs`
- * after it goes idle (empty); then it is forgotten and old ids answer `resync`.
+ * after it goes idle (empty); then it is forgotten and old ids answer `resync`. A kept event is
+ * its superjson text plus a pointer to a shape it shares with its neighbours (serialized-event.ts,
+ * stored-event.ts); reads hand out envelopes that carry the text and decode the event on demand.
  *
  * What idle rooms leave behind has a budget for the whole node: at most `maxIdleRooms` idle logs
  * and `maxIdleBytes` of their events (estimated). Over either, the log idle the longest is
@@ -44,14 +47,18 @@ interface RoomLog {
   epoch: string;
   lastSeq: number;
   lastSub: number;
-  /** Ring buffer of stored envelopes; `start` is the oldest, `length` how many are kept. */
-  ring: Array<RoomEnvelope | undefined>;
+  /**
+   * Ring buffer of stored events, as two parallel rings: what each one's slot keeps (its string
+   * values, or its whole text) and its shape. `start` is the oldest slot, `length` how many are kept.
+   */
+  kept: Kept[];
+  shapes: EventShape[];
   start: number;
   length: number;
+  shapeCache: ShapeCache;
   /** When the room went idle (no local member), or null while active. */
   idleSince: number | null;
-  /** Estimated bytes of the kept events, slot by slot, and their sum. */
-  sizes: number[];
+  /** Estimated bytes of the kept events (keptBytes of each slot). */
   bytes: number;
 }
 
@@ -114,27 +121,34 @@ export class RoomHistory {
       if (log.idleSince !== null) this.touchIdle(roomId, log, 0);
       return { id: formatEventId(log.epoch, log.lastSeq, log.lastSub), event, audience, publishedAt };
     }
+    const capacity = this.options.size;
+    const encoded = capacity > 0 ? tryEncode(roomId, event) : null;
     log.lastSeq += 1;
     log.lastSub = 0;
     const envelope: RoomEnvelope = { id: formatEventId(log.epoch, log.lastSeq), event, audience, publishedAt };
-    const capacity = this.options.size;
     let grew = 0;
     if (capacity > 0) {
-      const bytes = estimateBytes(event);
+      const shape = log.shapeCache.shapeOf(roomId, encoded, audience, event);
+      const kept = encoded ? encoded.kept : event;
+      const bytes = keptBytes(kept);
       if (log.length < capacity) {
         // Grown as events come (most rooms hold a few), not allocated at full size.
-        log.ring.push(envelope);
-        log.sizes.push(bytes);
+        log.kept.push(kept);
+        log.shapes.push(shape);
         log.length += 1;
         grew = bytes;
+        // A full ring keeps exactly `capacity` slots: pushing left up to half as many again spare.
+        if (log.length === capacity) [log.kept, log.shapes] = [log.kept.slice(), log.shapes.slice()];
       } else {
         const slot = log.start;
-        grew = bytes - log.sizes[slot]!;
-        log.ring[slot] = envelope;
-        log.sizes[slot] = bytes;
+        grew = bytes - keptBytes(log.kept[slot]!);
+        log.kept[slot] = kept;
+        log.shapes[slot] = shape;
         log.start = (log.start + 1) % capacity;
       }
       log.bytes += grew;
+      // The fan-out builds its frames from this serialization: the event is serialized once.
+      if (encoded) envelope.serialized = { type: event.type, json: shape.head === null ? encoded.text : withHead(shape.head, encoded.text), meta: shape.meta };
     }
     if (log.idleSince !== null) this.touchIdle(roomId, log, grew);
     return envelope;
@@ -178,10 +192,7 @@ export class RoomHistory {
     const { head } = verdict;
     const oldestSeq = log.lastSeq - log.length + 1;
     const events: RoomEnvelope[] = [];
-    const capacity = this.options.size;
-    for (let i = Math.max(0, parsed.seq + 1 - oldestSeq); i < log.length; i += 1) {
-      events.push(log.ring[(log.start + i) % capacity]!);
-    }
+    for (let i = Math.max(0, parsed.seq + 1 - oldestSeq); i < log.length; i += 1) events.push(this.read(log, i));
     return { kind: 'replay', events, head };
   }
 
@@ -202,10 +213,9 @@ export class RoomHistory {
       if (!parsed || parsed.epoch !== log.epoch) return { events: [], more: false };
       newest = Math.min(newest, newestSeqBefore(parsed) - oldestSeq);
     }
-    const capacity = this.options.size;
     const events: RoomEnvelope[] = [];
     for (let i = newest; i >= 0; i -= 1) {
-      const envelope = log.ring[(log.start + i) % capacity]!;
+      const envelope = this.read(log, i);
       if (!accept(envelope)) continue;
       if (events.length === limit) return { events, more: true };
       events.push(envelope);
@@ -253,11 +263,17 @@ export class RoomHistory {
     return { rooms: this.logs.size, events, idleRooms: this.idle.size, idleBytes: this.idleBytes, evicted: this.evicted };
   }
 
+  /** The kept event `i` places after the oldest, as an envelope. */
+  private read(log: RoomLog, i: number): StoredEnvelope {
+    const slot = (log.start + i) % this.options.size;
+    return new StoredEnvelope(formatEventId(log.epoch, log.lastSeq - log.length + 1 + i), log.shapes[slot]!, log.kept[slot]!);
+  }
+
   private ensure(roomId: RoomId): RoomLog {
     let log = this.logs.get(roomId);
     if (!log) {
       // A log created by a send to an empty room starts idle: it expires unless someone joins.
-      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, ring: [], start: 0, length: 0, idleSince: this.now(), sizes: [], bytes: 0 };
+      log = { epoch: this.epoch(), lastSeq: 0, lastSub: 0, kept: [], shapes: [], start: 0, length: 0, shapeCache: new ShapeCache(), idleSince: this.now(), bytes: 0 };
       this.logs.set(roomId, log);
       this.idle.set(roomId, log);
       this.keepBudget();
@@ -266,45 +282,11 @@ export class RoomHistory {
   }
 }
 
-/**
- * What one stored event costs in memory, roughly: the envelope and event objects, plus the
- * strings and data they carry (two bytes a character, as a JavaScript string may take).
- */
-export function estimateBytes(event: RoomEvent): number {
-  const base = 400;
-  switch (event.type) {
-    case 'message':
-      return base + 2 * (event.message.body.length + (event.message.senderName?.length ?? 0) + event.message.senderId.length + (event.message.clientMessageId?.length ?? 0));
-    case 'system':
-      return base + 2 * (event.event.length + dataBytes(event.data));
-    case 'conversation_updated':
-      return base + 2 * dataBytes(event.changes);
-    case 'message_delivered': {
-      const { expected, acked, missing } = event.report;
-      let ids = 0;
-      for (const list of [expected, acked, missing]) for (const id of list) ids += id.length + 16;
-      return base + 2 * ids;
-    }
-    case 'presence_diff': {
-      let ids = 0;
-      for (const join of event.joins) ids += join.userId.length + (join.name?.length ?? 0) + 16;
-      for (const leave of event.leaves) ids += leave.userId.length + 16;
-      return base + 2 * ids;
-    }
-    case 'user_joined':
-    case 'user_left':
-    case 'user_disconnected':
-    case 'typing':
-    case 'subscribed':
-    case 'resync':
-      return base;
-  }
-}
-
-function dataBytes(data: unknown): number {
+/** The event serialized for keeping, or null when it cannot be (see `Kept`). */
+function tryEncode(roomId: RoomId, event: RoomEvent): EncodedEvent | null {
   try {
-    return checkEventData(data, 'data', Number.POSITIVE_INFINITY);
+    return encodeEvent(roomId, event);
   } catch {
-    return 16 * 1024; // not publishable through the service; counted generously
+    return null;
   }
 }

@@ -1,5 +1,6 @@
 import type { Broker } from '../broker/broker.ts';
 import type { Audience, EventId, Principal, RoomEnvelope, RoomEvent, RoomId, UserId } from '../domain/types.ts';
+import { eventType } from '../history/stored-event.ts';
 
 /**
  * Scrollback (`conversation.history`, issue 13): a page of the room's stored events, newest
@@ -33,7 +34,8 @@ export interface HistoryPage {
 export async function readHistory(broker: Broker, principal: Principal, query: HistoryQuery): Promise<HistoryPage> {
   const types = query.types && new Set(query.types);
   const userId = principal.userId;
-  const page = await broker.readBefore(query.conversationId, query.before ?? null, query.limit, (envelope: RoomEnvelope) => (!types || types.has(envelope.event.type)) && visibleTo(envelope.audience, userId));
+  // Filtered by type and audience without decoding; only the page's events are decoded.
+  const page = await broker.readBefore(query.conversationId, query.before ?? null, query.limit, (envelope: RoomEnvelope) => (!types || types.has(eventType(envelope))) && visibleTo(envelope.audience, userId));
   const events = page.events.map(({ id, event }) => ({ id, event }));
   return { events, nextBefore: page.more && events.length > 0 ? events.at(-1)!.id : null };
 }

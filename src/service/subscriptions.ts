@@ -4,6 +4,7 @@ import { DomainError } from '../domain/errors.ts';
 import type { Audience, ConnectionId, EventId, ResyncReason, RoomEnvelope, RoomEvent, RoomId, UserId } from '../domain/types.ts';
 import { PRESENCE_SNAPSHOT_LIMIT } from '../domain/types.ts';
 import { compareEventIds, eventIdBefore, localEventIdAfter, parseEventId, type ParsedEventId } from '../history/event-id.ts';
+import { eventType, presenceUsersOf } from '../history/stored-event.ts';
 import type { Logger } from '../logger.ts';
 import type { RoomRegistry } from '../rooms/room-registry.ts';
 import { LogLimiter } from '../util/log-limiter.ts';
@@ -252,7 +253,7 @@ export class Subscriptions {
       this.closeSlowConsumer(sub);
       return false;
     }
-    if (envelope.event.type === 'typing' && buffered > this.config.maxBufferedBytes / 4) {
+    if (eventType(envelope) === 'typing' && buffered > this.config.maxBufferedBytes / 4) {
       this.stats.typingDropped += 1;
       return false;
     }
@@ -275,7 +276,7 @@ export class Subscriptions {
   private undeliverable(sub: LocalSubscriber, envelope: RoomEnvelope, error: unknown): void {
     this.stats.undeliverable += 1;
     const allowed = this.logLimiter.allow('undeliverable');
-    if (allowed) this.log.error({ err: error, roomId: sub.roomId, eventId: envelope.id, type: envelope.event.type, heldBack: allowed.suppressed }, 'event could not be delivered: subscriber told to resync');
+    if (allowed) this.log.error({ err: error, roomId: sub.roomId, eventId: envelope.id, type: eventType(envelope), heldBack: allowed.suppressed }, 'event could not be delivered: subscriber told to resync');
     const id = localEventIdAfter(envelope.id) ?? envelope.id;
     this.writeOwn(sub, { id, event: { type: 'resync', conversationId: sub.roomId, at: new Date(), reason: 'event_undeliverable' }, audience: {} });
   }
@@ -300,10 +301,14 @@ export class Subscriptions {
    */
   private countDeliveries(envelope: RoomEnvelope, count: number, live: boolean): void {
     if (count === 0) return;
-    const { event } = envelope;
-    const sent = envelope.publishedAt ?? (event.type === 'message' ? event.message.sentAt.getTime() : null);
-    const latency = live && event.type === 'message' && sent !== null ? Math.max(0, performance.timeOrigin + performance.now() - sent) : null;
-    this.stats.delivered(event.type, count, latency);
+    const type = eventType(envelope);
+    let latency: number | null = null;
+    // Only live events are timed; a replayed one (kept serialized) is not decoded for this.
+    if (live && envelope.event.type === 'message') {
+      const sent = envelope.publishedAt ?? envelope.event.message.sentAt.getTime();
+      latency = Math.max(0, performance.timeOrigin + performance.now() - sent);
+    }
+    this.stats.delivered(type, count, latency);
   }
 
   /**
@@ -365,13 +370,19 @@ function isCovered(eventId: EventId, cutoff: ParsedEventId): boolean {
   return order !== null && order <= 0;
 }
 
+/**
+ * A replayed event as `userId` may see it: its own single presence events dropped, its own
+ * entries left out of a `presence_diff` (an empty one dropped). Decided from who the event
+ * announces — a kept event is decoded only for a diff that lists the user.
+ */
 function withoutOwnPresence(envelope: RoomEnvelope, userId: UserId): RoomEnvelope | null {
+  const users = presenceUsersOf(envelope);
+  if (!users?.includes(userId)) return envelope;
   const { event } = envelope;
-  if ((event.type === 'user_joined' || event.type === 'user_left' || event.type === 'user_disconnected') && event.userId === userId) return null;
-  if (event.type !== 'presence_diff' || !(event.joins.some((j) => j.userId === userId) || event.leaves.some((l) => l.userId === userId))) return envelope;
+  if (event.type !== 'presence_diff') return null;
   const joins = event.joins.filter((j) => j.userId !== userId);
   const leaves = event.leaves.filter((l) => l.userId !== userId);
-  return joins.length + leaves.length === 0 ? null : { ...envelope, event: { ...event, joins, leaves } };
+  return joins.length + leaves.length === 0 ? null : { id: envelope.id, event: { ...event, joins, leaves }, audience: envelope.audience };
 }
 
 function isFor(audience: Audience, connectionId: ConnectionId, userId: UserId, clientKey: string | undefined): boolean {

@@ -33,9 +33,16 @@ export class SseEvents {
   }
 }
 
-/** tRPC sends a tracked value's data without its id (the SSE `id` field carries it). */
+/**
+ * tRPC sends a tracked value's data without its id (the SSE `id` field carries it): superjson's
+ * `{ json, meta }` of the event — from the broker's serialization when the envelope has one.
+ */
 function dataText(envelope: RoomEnvelope): string {
-  return `data: ${JSON.stringify(superjson.serialize(envelope.event))}\nid: ${envelope.id}\n\n`;
+  const serialized = envelope.serialized;
+  const payload = serialized
+    ? `{"json":${serialized.json}${serialized.meta === undefined ? '' : `,"meta":${serialized.meta}`}}`
+    : JSON.stringify(superjson.serialize(envelope.event));
+  return `data: ${payload}\nid: ${envelope.id}\n\n`;
 }
 
 /**

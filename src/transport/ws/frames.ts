@@ -31,11 +31,14 @@ interface CachedEvent {
 const CACHE_SIZE = 256;
 
 /**
- * The data frames of one server's fan-out. Bounded (not a WeakMap on the envelope): the history
- * keeps envelopes for resume, and their frames would double its memory; a replay rebuilds them.
+ * The data frames of one server's fan-out. Bounded (not a WeakMap on the envelope): live
+ * envelopes are held a while (ack re-sends) and their frames would add to that; a replay builds
+ * its frames from the history's serialized events.
  */
 export class EventFrames {
   private readonly cache = new Map<RoomEnvelope, CachedEvent>();
+  /** Events of a kind share their meta (every message has the same): its form under `data`, by meta text. */
+  private readonly metaCache = new Map<string, string | null>();
 
   /**
    * The data frame of this event for this request. `shared`: other subscribers get the same
@@ -43,10 +46,10 @@ export class EventFrames {
    * cached.
    */
   dataFrame(envelope: RoomEnvelope, target: FrameTarget, shared: boolean): Buffer {
-    if (!shared) return textFrameOf(dataText(serializeEvent(envelope), envelope.id, target));
+    if (!shared) return textFrameOf(dataText(this.serializeEvent(envelope), envelope.id, target));
     let cached = this.cache.get(envelope);
     if (!cached) {
-      cached = { payload: serializeEvent(envelope), frames: new Map() };
+      cached = { payload: this.serializeEvent(envelope), frames: new Map() };
       this.cache.set(envelope, cached);
       if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
     }
@@ -57,10 +60,53 @@ export class EventFrames {
     }
     return frame;
   }
+
+  /**
+   * What tRPC's transformer makes of `tracked(id, event)`: `superjson.serialize({ id, data })`.
+   * From the broker's serialization when the envelope has one (every stored event of a single
+   * node, live or replayed): the event's JSON goes under `data` and its meta paths one level
+   * down — exactly what superjson would give, without serializing the event again.
+   */
+  private serializeEvent(envelope: RoomEnvelope): string {
+    const serialized = envelope.serialized;
+    if (serialized) {
+      const meta = serialized.meta === undefined ? '' : this.metaUnderData(serialized.meta);
+      if (meta !== null) return `{"json":{"id":${JSON.stringify(envelope.id)},"data":${serialized.json}}${meta}}`;
+    }
+    return JSON.stringify(superjson.serialize({ id: envelope.id, data: envelope.event }));
+  }
+
+  private metaUnderData(meta: string): string | null {
+    let under = this.metaCache.get(meta);
+    if (under !== undefined) return under;
+    under = metaUnderData(JSON.parse(meta) as Record<string, unknown>);
+    this.metaCache.set(meta, under);
+    if (this.metaCache.size > META_CACHE_SIZE) this.metaCache.delete(this.metaCache.keys().next().value!);
+    return under;
+  }
 }
 
-function serializeEvent(envelope: RoomEnvelope): string {
-  return JSON.stringify(superjson.serialize({ id: envelope.id, data: envelope.event }));
+const META_CACHE_SIZE = 64;
+
+/**
+ * `,"meta":…` of the wrapper from the event's meta: superjson's `values` and
+ * `referentialEqualities` paths prefixed with `data.` (keys in the same order). Null for a form
+ * this does not rewrite (an annotated or self-referencing root: never a room event); the caller
+ * then serializes the event itself.
+ */
+function metaUnderData(meta: Record<string, unknown>): string | null {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(meta)) {
+    if (key === 'values' || key === 'referentialEqualities') {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+      const paths: Record<string, unknown> = {};
+      for (const [path, tree] of Object.entries(value)) paths[`data.${path}`] = key === 'values' ? tree : (tree as string[]).map((p) => `data.${p}`);
+      out[key] = paths;
+    } else {
+      out[key] = value;
+    }
+  }
+  return `,"meta":${JSON.stringify(out)}`;
 }
 
 function dataText(payload: string, eventId: string, target: FrameTarget): string {
