@@ -2,7 +2,9 @@
  * Automatic acks, coalesced: acks made within `ackBatchMs` of the first leave as one
  * `message.ack` call with a list (`{ acks: [...] }`, at most MAX_ACKS_PER_CALL; one ack alone goes
  * in the single form), so a burst of acknowledged messages costs the server one call, one reply and
- * one write instead of one each.
+ * one write instead of one each. While a call is in flight, further acks wait for its answer and
+ * then leave together (Nagle's rule): a busy server gets fewer, larger calls the busier it is, an
+ * idle one sees each ack after the window alone.
  *
  * Never lost: an ack is idempotent on the server (a repeat is `duplicate`), so a batch whose
  * answer never came because the socket dropped (in flight or not yet sent) is queued again and
@@ -54,17 +56,31 @@ export function createAckBatcher(deps: AckBatcherDeps): AckBatcher {
 
   const keyOf = (a: AckToSend) => `${a.conversationId}\n${a.messageId}`;
 
-  function flush(): void {
+  /** Calls sent and not yet answered. */
+  let inFlight = 0;
+
+  /** Sends what waits: only when no call is in flight, unless `force` (or a full call's worth waits). */
+  function flush(force = false): void {
+    if (timer) clearTimeout(timer);
     timer = null;
-    while (queue.length > 0) {
+    while (queue.length > 0 && (force || inFlight === 0 || queue.length >= MAX_ACKS_PER_CALL)) {
       const batch = queue.length > MAX_ACKS_PER_CALL ? queue.slice(0, MAX_ACKS_PER_CALL) : queue;
       queue = queue.length > MAX_ACKS_PER_CALL ? queue.slice(MAX_ACKS_PER_CALL) : [];
       for (const a of batch) queuedKeys.delete(keyOf(a));
-      deps.send(batch.map(({ conversationId, messageId }) => ({ conversationId, messageId }))).catch((error: unknown) => {
-        if (deps.isClosed() || !deps.shouldRetry(error)) return;
-        for (const a of batch) if (a.attempts < MAX_ATTEMPTS) enqueue({ ...a, attempts: a.attempts + 1 });
+      inFlight += 1;
+      deps.send(batch.map(({ conversationId, messageId }) => ({ conversationId, messageId }))).then(answered, (error: unknown) => {
+        if (!deps.isClosed() && deps.shouldRetry(error)) {
+          for (const a of batch) if (a.attempts < MAX_ATTEMPTS) enqueue({ ...a, attempts: a.attempts + 1 });
+        }
+        answered();
       });
     }
+  }
+
+  /** A call was answered (or failed): what queued meanwhile leaves now, as one call. */
+  function answered(): void {
+    inFlight -= 1;
+    if (inFlight === 0 && queue.length > 0 && !deps.isClosed()) flush();
   }
 
   function enqueue(a: Queued): void {
@@ -72,10 +88,10 @@ export function createAckBatcher(deps: AckBatcherDeps): AckBatcher {
     if (queuedKeys.has(key)) return;
     queuedKeys.add(key);
     queue.push(a);
-    if (deps.batchMs <= 0 || queue.length >= MAX_ACKS_PER_CALL) {
-      if (timer) clearTimeout(timer);
-      flush();
-    } else timer ??= setTimeout(flush, deps.batchMs);
+    if (deps.batchMs <= 0) flush(true);
+    else if (queue.length >= MAX_ACKS_PER_CALL) flush();
+    else if (inFlight === 0) timer ??= setTimeout(flush, deps.batchMs);
+    // else: it leaves when the call in flight is answered
   }
 
   return {
@@ -84,8 +100,7 @@ export function createAckBatcher(deps: AckBatcherDeps): AckBatcher {
       enqueue({ conversationId, messageId, attempts: 1 });
     },
     flushNow() {
-      if (timer) clearTimeout(timer);
-      flush();
+      flush(true);
     },
     get queued() {
       return queue.length;
