@@ -15,7 +15,8 @@
  *
  * Acks go the way the typed client sends them (clients/chat/ack-batcher.ts): acks made within
  * `ackBatchMs` (the typed client's default) of the first leave as one `message.ack` call — the
- * single form for one ack, `{ acks: [...] }` for more.
+ * single form for one ack, `{ acks: [...] }` for more — and while a call is in flight, acks wait
+ * for its answer and leave together.
  */
 import superjson from 'superjson';
 import { WebSocket } from 'ws';
@@ -71,6 +72,7 @@ export class TrpcRawClient implements BenchClient {
   private closing = false;
   private ackQueue: Array<{ conversationId: string; messageId: string }> = [];
   private ackTimer: NodeJS.Timeout | null = null;
+  private acksInFlight = 0;
   /** Every subscription event, when recording. */
   readonly events: RecordedEvent[] = [];
 
@@ -233,22 +235,25 @@ export class TrpcRawClient implements BenchClient {
     this.ackQueue.push({ conversationId, messageId });
     const batchMs = this.options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS;
     if (batchMs <= 0 || this.ackQueue.length >= MAX_ACKS_PER_CALL) this.flushAcks();
-    else this.ackTimer ??= setTimeout(() => this.flushAcks(), batchMs);
+    else if (this.acksInFlight === 0) this.ackTimer ??= setTimeout(() => this.flushAcks(), batchMs);
+    // else: they leave when the call in flight is answered
   }
 
   private flushAcks(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
     const acks = this.ackQueue;
+    if (acks.length === 0) return;
     this.ackQueue = [];
-    if (acks.length > 0) this.fireAndForget('message.ack', acks.length === 1 ? acks[0] : { acks });
-  }
-
-  private fireAndForget(path: string, input: unknown): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     const id = ++this.nextId;
-    ws.send(JSON.stringify({ id, method: 'mutation', params: { input: { json: input }, path } }));
+    this.acksInFlight += 1;
+    this.pending.set(id, () => {
+      this.acksInFlight -= 1;
+      if (this.acksInFlight === 0 && this.ackQueue.length > 0) this.flushAcks();
+    });
+    ws.send(JSON.stringify({ id, method: 'mutation', params: { input: { json: acks.length === 1 ? acks[0] : { acks } }, path: 'message.ack' } }));
   }
 
   async send(room: string, body: string, ack: boolean): Promise<SendOutcome> {
