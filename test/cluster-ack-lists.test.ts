@@ -15,9 +15,10 @@ describeWithRedis('list acks across two nodes', () => {
   let n2: ClusterNode;
 
   beforeAll(async () => {
-    cluster = await startCluster({ nodes: 2, label: 'acklists', env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '4000' } });
+    // A generous start: two node processes compile with tsx at once, slow on a busy machine.
+    cluster = await startCluster({ nodes: 2, label: 'acklists', startTimeoutMs: 60_000, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '4000' } });
     [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
-  }, 30_000);
+  }, 90_000);
   afterEach(async () => {
     await Promise.allSettled(clients.splice(0).map((c) => c.close()));
   });
