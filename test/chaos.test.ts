@@ -165,6 +165,16 @@ describe('chaos: one node', () => {
         throw error;
       }
     };
+    // The typed client coalesces its acks into lists: each item is observed the same way.
+    const ackMany = service.ackMany.bind(service);
+    service.ackMany = async (principal, items) => {
+      const outcomes = await ackMany(principal, items);
+      outcomes.forEach((outcome, i) => {
+        const answer: AckAnswer = !('accepted' in outcome) ? 'refused' : outcome.accepted && !outcome.duplicate ? 'counted' : outcome.late ? (outcome.duplicate ? 'late_duplicate' : 'late') : 'duplicate';
+        recordAck(answers, { userId: principal.userId, messageId: items[i]!.messageId, answer, at: Date.now() });
+      });
+      return outcomes;
+    };
 
     await using proxy = await startChaosProxy({ host: '127.0.0.1', port: Number(new URL(t.baseUrl).port) });
     const userIds = [...Array.from({ length: SENDERS }, (_, i) => `sender-${i}`), ...Array.from({ length: CLIENTS }, (_, i) => `user-${String(i).padStart(3, '0')}`)];

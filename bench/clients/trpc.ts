@@ -12,9 +12,15 @@
  *
  * Benchmark messages are recognised by the marker in their body, without parsing the frame;
  * a sample of frames is parsed in full and checked against the protocol's envelope.
+ *
+ * Acks go the way the typed client sends them (clients/chat/ack-batcher.ts): acks made within
+ * `ackBatchMs` (the typed client's default) of the first leave as one `message.ack` call — the
+ * single form for one ack, `{ acks: [...] }` for more — and while a call is in flight, acks wait
+ * for its answer and leave together.
  */
 import superjson from 'superjson';
 import { WebSocket } from 'ws';
+import { DEFAULT_ACK_BATCH_MS, MAX_ACKS_PER_CALL } from '../../clients/chat/ack-batcher.ts';
 import { parseBodyFromBuffer, type BodyFields } from '../lib/body.ts';
 import type { ConnSpec } from '../lib/types.ts';
 import { newReceiver, type BenchClient, type ReceiverState, type SendOutcome, type Sink } from './common.ts';
@@ -50,6 +56,8 @@ export interface TrpcRawOptions {
   record?: boolean;
   /** Ack messages that require it even outside ack mode (the stock client always does). */
   autoAck?: boolean;
+  /** Coalescing window for acks, as the typed client's `ackBatchMs` (default: its default). */
+  ackBatchMs?: number;
 }
 
 export class TrpcRawClient implements BenchClient {
@@ -62,6 +70,9 @@ export class TrpcRawClient implements BenchClient {
   private readonly fields: BodyFields = { sender: 0, seq: 0, sentNs: 0, phase: 0 };
   private started = false;
   private closing = false;
+  private ackQueue: Array<{ conversationId: string; messageId: string }> = [];
+  private ackTimer: NodeJS.Timeout | null = null;
+  private acksInFlight = 0;
   /** Every subscription event, when recording. */
   readonly events: RecordedEvent[] = [];
 
@@ -157,6 +168,10 @@ export class TrpcRawClient implements BenchClient {
 
   private handleParsed(frame: Frame): void {
     if (frame.error) this.sink.errorFrame(`${describe(frame)} (request ${String(frame.id)})`);
+    // A list ack's items are answered one by one: a refused item is an error too.
+    const results = (frame.result?.data?.json as { results?: Array<{ error?: { code: string; message: string } }> } | undefined)?.results;
+    const refused = Array.isArray(results) ? results.find((r) => r.error) : undefined;
+    if (refused?.error) this.sink.errorFrame(`ack refused: ${refused.error.code}: ${refused.error.message} (request ${String(frame.id)})`);
     if (typeof frame.id === 'number' && frame.id !== SUBSCRIPTION_ID) {
       const settle = this.pending.get(frame.id);
       if (settle) {
@@ -181,7 +196,7 @@ export class TrpcRawClient implements BenchClient {
     if (this.options.record) this.events.push({ id: frame.result.id ?? tracked.id, event: tracked.data });
     const event = tracked.data;
     if (event.type === 'message' && event.message?.ackRequired && (this.sink.ackMode || this.options.autoAck) && this.spec.room !== null) {
-      this.fireAndForget('message.ack', { conversationId: this.spec.room, messageId: event.message.id });
+      this.queueAck(this.spec.room, event.message.id);
     }
     if (event.type === 'message_delivered' && event.report) {
       const waiter = this.reportWaiters.get(event.report.messageId);
@@ -216,11 +231,29 @@ export class TrpcRawClient implements BenchClient {
     });
   }
 
-  private fireAndForget(path: string, input: unknown): void {
+  private queueAck(conversationId: string, messageId: string): void {
+    this.ackQueue.push({ conversationId, messageId });
+    const batchMs = this.options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS;
+    if (batchMs <= 0 || this.ackQueue.length >= MAX_ACKS_PER_CALL) this.flushAcks();
+    else if (this.acksInFlight === 0) this.ackTimer ??= setTimeout(() => this.flushAcks(), batchMs);
+    // else: they leave when the call in flight is answered
+  }
+
+  private flushAcks(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    const acks = this.ackQueue;
+    if (acks.length === 0) return;
+    this.ackQueue = [];
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     const id = ++this.nextId;
-    ws.send(JSON.stringify({ id, method: 'mutation', params: { input: { json: input }, path } }));
+    this.acksInFlight += 1;
+    this.pending.set(id, () => {
+      this.acksInFlight -= 1;
+      if (this.acksInFlight === 0 && this.ackQueue.length > 0) this.flushAcks();
+    });
+    ws.send(JSON.stringify({ id, method: 'mutation', params: { input: { json: acks.length === 1 ? acks[0] : { acks } }, path: 'message.ack' } }));
   }
 
   async send(room: string, body: string, ack: boolean): Promise<SendOutcome> {
@@ -247,6 +280,7 @@ export class TrpcRawClient implements BenchClient {
 
   close(): void {
     this.closing = true;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ws?.terminate();
   }
 }

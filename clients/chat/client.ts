@@ -20,10 +20,12 @@ import { decodeJwt } from 'jose';
 import type { MemberPresence } from '../../src/domain/types.ts';
 import type { HistoryPage } from '../../src/service/scrollback.ts';
 import { createTransport } from './transport.ts';
-import type { ChatClient, ChatClientOptions, HistoryOptions } from './types.ts';
+import { NotConnectedError, type ChatClient, type ChatClientOptions, type HistoryOptions } from './types.ts';
+import type { AckResult } from '../../src/acks/ack-results.ts';
 import { createConnection, type Lifecycle } from './state.ts';
-import { createSends } from './sends.ts';
+import { createSends, isConnectionError } from './sends.ts';
 import { joinConversation } from './conversation.ts';
+import { createAckBatcher, DEFAULT_ACK_BATCH_MS } from './ack-batcher.ts';
 
 export * from './types.ts';
 
@@ -85,6 +87,17 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
   /** Joins still running, to fail with the reason when the server refuses the client for good. */
   const openJoins = new Set<(error: unknown) => void>();
   const sends = createSends({ transport, connection, life, dedupWindow });
+  const acks = createAckBatcher({
+    batchMs: options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS,
+    send: (list) => {
+      const input = list.length === 1 ? list[0]! : { acks: list };
+      return gated(input, (signal) => trpc.message.ack.mutate(input, { signal }));
+    },
+    // The answer was lost with the socket: send again (acks are idempotent). Not after
+    // callTimeoutMs offline (NotConnectedError): the server's re-send asks again then.
+    shouldRetry: (error) => !(error instanceof NotConnectedError) && isConnectionError(error),
+    isClosed: () => life.closed,
+  });
   const typingState = new Map<string, { on: boolean; lastSent: number; idle: ReturnType<typeof setTimeout> | null }>();
 
   function setTyping(conversationId: string, isTyping: boolean): void {
@@ -126,12 +139,16 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     },
     trpc,
     join: (conversationId, joinOptions) => joinConversation(
-      { transport, connection, life, sends, openJoins, autoAck, dedupWindow, userId: () => userId, history },
+      { transport, connection, life, sends, openJoins, autoAck, acks, dedupWindow, userId: () => userId, history },
       conversationId,
       joinOptions,
     ),
     send: sends.send as ChatClient['send'],
-    ack: (conversationId, messageId) => gated(null, (signal) => trpc.message.ack.mutate({ conversationId, messageId }, { signal })).catch((e: unknown) => Promise.reject(explain(e))),
+    ack: (conversationId, messageId) =>
+      gated(null, (signal) => trpc.message.ack.mutate({ conversationId, messageId }, { signal })).then(
+        (result) => result as AckResult, // the single form is answered in the single form
+        (e: unknown) => Promise.reject(explain(e)),
+      ),
     setTyping,
     presence: async (conversationId) => {
       const members: MemberPresence[] = [];
@@ -146,6 +163,7 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     history,
     async close() {
       if (life.closed) return;
+      acks.flushNow(); // acks still in their window leave before the socket closes
       life.closed = true;
       for (const state of typingState.values()) if (state.idle) clearTimeout(state.idle);
       typingState.clear();

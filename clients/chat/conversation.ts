@@ -13,6 +13,7 @@ import { PresenceModel } from './presence-model.ts';
 import type { Conversation, HistoryOptions, JoinOptions } from './types.ts';
 import type { Connection, Lifecycle } from './state.ts';
 import type { Sends } from './sends.ts';
+import type { AckBatcher } from './ack-batcher.ts';
 
 /** What a join needs of its client. */
 export interface JoinDeps {
@@ -23,6 +24,8 @@ export interface JoinDeps {
   /** Joins still running, to fail with the reason when the server refuses the client for good. */
   openJoins: Set<(error: unknown) => void>;
   autoAck: boolean;
+  /** Where automatic acks go: coalesced into list calls (ack-batcher.ts). */
+  acks: AckBatcher;
   dedupWindow: number;
   /** The token's user (its own ackRequired messages are not acked). */
   userId(): string | undefined;
@@ -110,8 +113,7 @@ export function joinConversation(deps: JoinDeps, conversationId: string, joinOpt
         const duplicate = seen.has(original) || own.has(original) || (event.type !== 'resync' && isAtOrBefore(original, resumeFrom));
         if (event.type === 'message' && event.message.ackRequired && autoAck && event.message.senderId !== deps.userId()) {
           // Re-sends of a message we already have are acked again: our first ack may have been lost.
-          const ack = { conversationId, messageId: event.message.id };
-          void gated(ack, () => trpc.message.ack.mutate(ack)).catch(() => undefined);
+          deps.acks.ack(conversationId, event.message.id);
         }
         lastEventId = id;
         if (duplicate) return;

@@ -166,7 +166,8 @@ export function createSends({ transport, connection, life, dedupWindow }: SendsD
   };
 }
 
-function isConnectionError(error: unknown): boolean {
+/** The call's answer was lost with the connection (WebSocket closed, fetch failed). */
+export function isConnectionError(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message} ${String(error.cause ?? '')}` : '';
   const cause = error instanceof Error ? (error.cause as { type?: unknown } | undefined) : undefined;
   // Also "Active connection is not open" and an "Unknown error" caused by a CloseEvent (found by

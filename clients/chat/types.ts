@@ -53,6 +53,11 @@ export interface ChatClientOptions extends TransportOptions {
   token: TokenSource;
   /** Ack `ackRequired` messages automatically (default true). */
   autoAck?: boolean;
+  /**
+   * Automatic acks made within this many ms of the first leave as one `message.ack` call with a
+   * list (default 5; 0: each ack its own call, at once). See ack-batcher.ts.
+   */
+  ackBatchMs?: number;
   /** Typing: at most one `typing.set(true)` per this interval while typing continues (default 2000). */
   typingThrottleMs?: number;
   /** Typing: sent `isTyping: false` after this long without a `setTyping(true)` call (default 4000). */

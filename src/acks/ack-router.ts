@@ -1,5 +1,15 @@
+import { DomainError } from '../domain/errors.ts';
 import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
 import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from './ack-tracker.ts';
+
+/** One ack of a list (`message.ack` with `acks`). */
+export interface AckItem {
+  conversationId: RoomId;
+  messageId: MessageId;
+}
+
+/** One item's outcome: its result, or the domain error that refused it (and changed nothing). */
+export type AckOutcome = AckResult | DomainError;
 
 /**
  * The ack-bookkeeping seam: where an ack, a status query or a pending-ack listing goes. On one
@@ -20,6 +30,12 @@ export interface AckRouter {
   /** Shutdown: waits (bounded) until reports in flight have been written and announced. */
   drain?(timeoutMs: number): Promise<void>;
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): Promise<AckResult>;
+  /**
+   * Several acks of one user, applied in order (a repeat within the list is a duplicate); one
+   * outcome per item, in the same order. Items may belong to messages owned by different nodes.
+   * Only an unexpected failure rejects the whole call.
+   */
+  ackMany(items: readonly AckItem[], userId: UserId): Promise<AckOutcome[]>;
   status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined>;
   pending(filter?: { conversationId?: RoomId }): Promise<PendingAckSnapshot[]>;
 }
@@ -43,6 +59,20 @@ export class LocalAckRouter implements AckRouter {
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  ackMany(items: readonly AckItem[], userId: UserId): Promise<AckOutcome[]> {
+    const outcomes = new Array<AckOutcome>(items.length);
+    for (let i = 0; i < items.length; i += 1) {
+      const item = items[i]!;
+      try {
+        outcomes[i] = this.tracker.ack(item.messageId, item.conversationId, userId);
+      } catch (error) {
+        if (!(error instanceof DomainError)) return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        outcomes[i] = error;
+      }
+    }
+    return Promise.resolve(outcomes);
   }
 
   status(messageId: MessageId) {

@@ -1,5 +1,8 @@
 import { DomainError } from '../domain/errors.ts';
 import type { DeliveryReport, MessageId, PendingDeliveryReport, RoomId, UserId } from '../domain/types.ts';
+import { ACK_ACCEPTED, ACK_DUPLICATE, lateAck, type AckResult } from './ack-results.ts';
+
+export type { AckResult } from './ack-results.ts';
 
 /**
  * Pending acknowledgements, shaped like socket.io's cluster-adapter request map: every entry has
@@ -14,12 +17,6 @@ export interface TrackInput {
   senderId: UserId;
   expected: readonly UserId[];
   timeoutMs: number;
-}
-
-export interface AckResult {
-  accepted: boolean;
-  duplicate: boolean;
-  late: boolean;
 }
 
 export interface PendingAckSnapshot {
@@ -58,6 +55,8 @@ interface PendingEntry {
   conversationId: RoomId;
   senderId: UserId;
   expected: UserId[];
+  /** `expected` as a set: an ack's check is one lookup, not a scan of a room's worth of ids. */
+  expectedSet: Set<UserId>;
   acked: Set<UserId>;
   createdAt: number;
   expiresAt: number;
@@ -91,11 +90,13 @@ export class AckTracker {
       throw new Error(`message ${input.messageId} is already tracked`);
     }
     const createdAt = this.now();
+    const expectedSet = new Set(input.expected);
     const entry: PendingEntry = {
       messageId: input.messageId,
       conversationId: input.conversationId,
       senderId: input.senderId,
-      expected: [...new Set(input.expected)],
+      expected: [...expectedSet],
+      expectedSet,
       acked: new Set(),
       createdAt,
       expiresAt: createdAt + input.timeoutMs,
@@ -122,13 +123,15 @@ export class AckTracker {
    */
   adopt(input: { messageId: MessageId; conversationId: RoomId; senderId: UserId; expected: readonly UserId[]; acked: readonly UserId[]; createdAt: number; expiresAt: number }): void {
     if (this.pendingById.has(input.messageId) || this.finished.has(input.messageId)) return;
-    const expected = [...new Set(input.expected)];
+    const expectedSet = new Set(input.expected);
+    const expected = [...expectedSet];
     const entry: PendingEntry = {
       messageId: input.messageId,
       conversationId: input.conversationId,
       senderId: input.senderId,
       expected,
-      acked: new Set(input.acked.filter((u) => expected.includes(u))),
+      expectedSet,
+      acked: new Set(input.acked.filter((u) => expectedSet.has(u))),
       createdAt: input.createdAt,
       expiresAt: input.expiresAt,
       attempts: 1,
@@ -164,24 +167,27 @@ export class AckTracker {
     return this.pendingById.has(messageId) || this.finishedEntry(messageId) !== undefined;
   }
 
-  /** Records `userId`'s ack of `messageId`. Throws if the message is unknown or the user was not expected. */
+  /**
+   * Records `userId`'s ack of `messageId`. Throws if the message is unknown or the user was not
+   * expected. Answers with one of the shared results (ack-results.ts): nothing is allocated per ack.
+   */
   ack(messageId: MessageId, conversationId: RoomId, userId: UserId): AckResult {
     const entry = this.pendingById.get(messageId);
     if (entry && entry.conversationId === conversationId) {
-      if (!entry.expected.includes(userId)) {
+      if (!entry.expectedSet.has(userId)) {
         throw new DomainError('ACK_NOT_EXPECTED', `user ${userId} is not an expected recipient of message ${messageId}`);
       }
-      if (entry.acked.has(userId)) return { accepted: true, duplicate: true, late: false };
+      if (entry.acked.has(userId)) return ACK_DUPLICATE;
       entry.acked.add(userId);
       if (entry.acked.size === entry.expected.length) this.complete(entry);
-      return { accepted: true, duplicate: false, late: false };
+      return ACK_ACCEPTED;
     }
     const done = this.finishedEntry(messageId);
     if (done && done.report.conversationId === conversationId) {
       if (!done.report.expected.includes(userId)) {
         throw new DomainError('ACK_NOT_EXPECTED', `user ${userId} is not an expected recipient of message ${messageId}`);
       }
-      return { accepted: false, duplicate: done.report.acked.includes(userId), late: true };
+      return lateAck(done.report.acked.includes(userId));
     }
     throw new DomainError('ACK_UNKNOWN', `no acknowledged message ${messageId} in conversation ${conversationId}`);
   }

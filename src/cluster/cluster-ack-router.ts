@@ -5,7 +5,8 @@ import type { ClusterNode } from './cluster-node.ts';
 import type { ClusterKeys } from './keys.ts';
 import type { RedisConnections } from './redis-connection.ts';
 import type { Logger } from '../logger.ts';
-import type { AckRouter } from '../acks/ack-router.ts';
+import type { AckItem, AckOutcome, AckRouter } from '../acks/ack-router.ts';
+import { ACK_DUPLICATE, ACK_ACCEPTED, ACK_LATE, lateAck } from '../acks/ack-results.ts';
 import type { AckResult, AckTracker, PendingAckSnapshot, TrackInput } from '../acks/ack-tracker.ts';
 
 /**
@@ -209,18 +210,34 @@ export class ClusterAckRouter implements AckRouter {
     const [outcome, detail, added] = await this.cmd.rtAck(keys.ack(messageId), keys.ackAcked(messageId), keys.ackReport(messageId), conversationId, userId);
     if (outcome === 'ok') {
       if (added === 1) this.options.node.notify(detail!, 'ack', { messageId, conversationId, userId });
-      return { accepted: true, duplicate: added !== 1, late: false };
+      return added === 1 ? ACK_ACCEPTED : ACK_DUPLICATE;
     }
     if (outcome === 'late') {
       const { report } = superjson.parse<StoredReport>(detail!);
       if (report.conversationId !== conversationId) throw unknownAck(messageId, conversationId);
       if (!report.expected.includes(userId)) throw notExpected(messageId, userId);
-      return { accepted: false, duplicate: report.acked.includes(userId), late: true };
+      return lateAck(report.acked.includes(userId));
     }
     if (outcome === 'not_expected') throw notExpected(messageId, userId);
     // Past the deadline the owner is reporting without it: say so rather than "accepted".
-    if (outcome === 'late_deadline') return { accepted: false, duplicate: false, late: true };
+    if (outcome === 'late_deadline') return ACK_LATE;
     throw unknownAck(messageId, conversationId);
+  }
+
+  /**
+   * A list may span messages owned by different nodes: each item goes its own way (`ack`). The
+   * ones this node owns are answered at once, in order; the others are one script call each,
+   * sent in order on the one command connection, so a repeat within the list is a duplicate.
+   */
+  ackMany(items: readonly AckItem[], userId: UserId): Promise<AckOutcome[]> {
+    return Promise.all(
+      items.map((item) =>
+        this.ack(item.messageId, item.conversationId, userId).catch((error: unknown) => {
+          if (error instanceof DomainError) return error;
+          throw error;
+        }),
+      ),
+    );
   }
 
   async status(messageId: MessageId): Promise<{ report: DeliveryReport | PendingDeliveryReport; senderId: UserId } | undefined> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AckRouter } from '../acks/ack-router.ts';
+import type { AckItem, AckOutcome, AckRouter } from '../acks/ack-router.ts';
 import type { AckResult, AckTracker, PendingAckSnapshot, RetryRequest } from '../acks/ack-tracker.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Config } from '../config.ts';
@@ -128,6 +128,11 @@ export class Messages {
 
   ack(principal: Principal, conversationId: RoomId, messageId: MessageId): Promise<AckResult> {
     return this.ackRouter.ack(messageId, conversationId, principal.userId);
+  }
+
+  /** Several acks of one user (a `message.ack` list): one outcome per item, in order. */
+  ackMany(principal: Principal, items: readonly AckItem[]): Promise<AckOutcome[]> {
+    return this.ackRouter.ackMany(items, principal.userId);
   }
 
   async deliveryStatus(principal: Principal, messageId: MessageId): Promise<DeliveryReport | PendingDeliveryReport> {

@@ -1,4 +1,4 @@
-import { LocalAckRouter, type AckRouter } from '../acks/ack-router.ts';
+import { LocalAckRouter, type AckItem, type AckOutcome, type AckRouter } from '../acks/ack-router.ts';
 import { AckTracker, type AckResult, type PendingAckSnapshot } from '../acks/ack-tracker.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Config } from '../config.ts';
@@ -168,6 +168,11 @@ export class RealtimeService {
 
   ack(principal: Principal, conversationId: RoomId, messageId: MessageId): Promise<AckResult> {
     return this.messages.ack(principal, conversationId, messageId);
+  }
+
+  /** A `message.ack` list: one outcome per item, in order (items refused change nothing). */
+  ackMany(principal: Principal, items: readonly AckItem[]): Promise<AckOutcome[]> {
+    return this.messages.ackMany(principal, items);
   }
 
   deliveryStatus(principal: Principal, messageId: MessageId): Promise<DeliveryReport | PendingDeliveryReport> {

@@ -6,6 +6,7 @@ import { DomainError } from '../domain/errors.ts';
 import type { RoomEvent, RoomEventType } from '../domain/types.ts';
 import { parseEventId } from '../history/event-id.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
+import { ackReplyJson, createAckInput, runAck, type AckInput } from './ack-calls.ts';
 import { trpcErrorOf } from './trpc-errors.ts';
 import { authedProcedure, requireAccess, t, type Authorize, type Context } from './trpc.ts';
 
@@ -158,7 +159,7 @@ export function createHotCalls({ service, authorize }: RouterDeps) {
     echo: z.boolean().optional(),
     clientId: clientIdSchema.optional(),
   });
-  const ackInput = z.object({ conversationId: conversationIdSchema, messageId: messageIdSchema });
+  const ackInput = createAckInput(conversationIdSchema, messageIdSchema);
   const typingInput = z.object({ conversationId: conversationIdSchema, isTyping: z.boolean() });
 
   return {
@@ -178,12 +179,11 @@ export function createHotCalls({ service, authorize }: RouterDeps) {
         });
       },
     },
+    /** One ack or a list (ack-calls.ts); `json` gives the WebSocket reply's pre-serialized text. */
     'message.ack': {
       input: ackInput,
-      async run(ctx: Context, input: z.infer<typeof ackInput>) {
-        await requireAccess(authorize, ctx.principal, input.conversationId);
-        return service.ack(ctx.principal, input.conversationId, input.messageId);
-      },
+      run: (ctx: Context, input: AckInput) => runAck({ service, authorize }, ctx, input),
+      json: ackReplyJson,
     },
     'typing.set': {
       input: typingInput,

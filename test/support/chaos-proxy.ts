@@ -104,15 +104,18 @@ export async function startChaosProxy(options: ChaosProxyOptions): Promise<Chaos
 /** Matches `message.ack` requests (client to server) with their answers (server to client). */
 function tapAcks(options: { userId: string; downstream: Socket; upstream: Socket; head: Buffer; onAck: (ack: ObservedAck) => void }): void {
   const { userId, downstream, upstream, head, onAck } = options;
-  const pending = new Map<string, string>(); // request id → message id
+  // request id → the message ids it acks (one for the single form; a list's, in order)
+  const pending = new Map<string, { messageIds: string[]; list: boolean }>();
   const requests = new FrameReader((payload) => {
     const text = payload.toString('utf8');
     if (!text.includes('"message.ack"')) return;
     const parsed = JSON.parse(text) as unknown;
     for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
-      const { id, method, params } = message as { id?: string | number; method?: string; params?: { path?: string; input?: { json?: { messageId?: string } } } };
-      const messageId = params?.input?.json?.messageId;
-      if (method === 'mutation' && params?.path === 'message.ack' && id !== undefined && messageId !== undefined) pending.set(String(id), messageId);
+      const { id, method, params } = message as { id?: string | number; method?: string; params?: { path?: string; input?: { json?: { messageId?: string; acks?: Array<{ messageId?: string }> } } } };
+      const input = params?.input?.json;
+      if (method !== 'mutation' || params?.path !== 'message.ack' || id === undefined || !input) continue;
+      if (Array.isArray(input.acks)) pending.set(String(id), { messageIds: input.acks.map((a) => String(a.messageId)), list: true });
+      else if (input.messageId !== undefined) pending.set(String(id), { messageIds: [input.messageId], list: false });
     }
   });
   const answers = new FrameReader((payload) => {
@@ -120,23 +123,29 @@ function tapAcks(options: { userId: string; downstream: Socket; upstream: Socket
     // Only the start is read for the id: most frames are events of the subscription.
     const id = /^\{"id":(?:"([^"]*)"|(\d+))/.exec(payload.toString('latin1', 0, 48));
     const key = id?.[1] ?? id?.[2];
-    const messageId = key === undefined ? undefined : pending.get(key);
-    if (key === undefined || messageId === undefined) return;
+    const request = key === undefined ? undefined : pending.get(key);
+    if (key === undefined || request === undefined) return;
     pending.delete(key);
+    type Answered = { accepted?: boolean; duplicate?: boolean; late?: boolean; error?: { code?: string; message?: string } };
     const reply = JSON.parse(payload.toString('utf8')) as {
-      result?: { data?: { json?: { accepted?: boolean; duplicate?: boolean; late?: boolean } } };
+      result?: { data?: { json?: Answered & { results?: Answered[] } } };
       error?: { json?: { message?: string; data?: { code?: string } } };
     };
-    const result = reply.result?.data?.json;
-    const answer: AckAnswer = !result ? 'refused' : result.accepted && !result.duplicate ? 'counted' : result.late ? (result.duplicate ? 'late_duplicate' : 'late') : 'duplicate';
-    const error = reply.error?.json;
-    onAck({ userId, messageId, answer, at: Date.now(), ...(error && { error: `${error.data?.code}: ${error.message}` }) });
+    const json = reply.result?.data?.json;
+    const callError = reply.error?.json;
+    // A list is answered item by item; a refused call (or the single form) answers every item alike.
+    request.messageIds.forEach((messageId, i) => {
+      const result = request.list ? json?.results?.[i] : json;
+      const itemError = result?.error ? { code: result.error.code, message: result.error.message } : callError && { code: callError.data?.code, message: callError.message };
+      const answer: AckAnswer = !result || result.error ? 'refused' : result.accepted && !result.duplicate ? 'counted' : result.late ? (result.duplicate ? 'late_duplicate' : 'late') : 'duplicate';
+      onAck({ userId, messageId, answer, at: Date.now(), ...(itemError && { error: `${itemError.code}: ${itemError.message}` }) });
+    });
   });
   requests.push(head);
   downstream.on('data', (chunk: Buffer) => requests.push(chunk));
   upstream.on('data', (chunk: Buffer) => answers.push(chunk));
   downstream.once('close', () => {
-    for (const messageId of pending.values()) onAck({ userId, messageId, answer: 'unanswered', at: Date.now() });
+    for (const { messageIds } of pending.values()) for (const messageId of messageIds) onAck({ userId, messageId, answer: 'unanswered', at: Date.now() });
     pending.clear();
   });
 }

@@ -336,6 +336,11 @@ export class WsConnection implements ConnectionHandle {
         input = parsed.data;
         assertNotExpired(ctx.principal);
         data = await hot.run(ctx, parsed.data as never);
+        // A result the hot call can write as JSON text itself (acks: pre-serialized answers).
+        if ('json' in hot) {
+          this.send(this.shared.replies.resultJson(target, data, hot.json(data as never)));
+          return;
+        }
       } else {
         // Everything else through tRPC's public calling API: the router's own middlewares and schemas.
         if (method === 'subscription') throw new DomainError('METHOD_NOT_SUPPORTED', `no subscription "${path}" over WebSocket`);

@@ -103,6 +103,12 @@ export class Replies {
     return this.frame({ id: target.id, ...(target.jsonrpc && { jsonrpc: '2.0' as const }), result: { type: 'data', data } });
   }
 
+  /** A plain-JSON result whose JSON text the caller already has (`json` must be `JSON.stringify(data)`'s equal). */
+  resultJson(target: FrameTarget, data: unknown, json: string): Buffer {
+    if (!this.transformerIsSuperjson) return this.result(target, data);
+    return textFrameOf(`${head(target)}"result":{"type":"data","data":{"json":${json}}}}`);
+  }
+
   started(target: FrameTarget): Buffer {
     return textFrameOf(`${head(target)}"result":{"type":"started"}}`);
   }
