@@ -55,7 +55,8 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
   });
 
   it('joins within a window arrive as one presence_diff; a join and a leave inside it cancel out', async () => {
-    await using t = await startTestApp({ presenceBatchMs: 300 });
+    // A 1 s window: four sequential joins and a leave must fit in it even on a loaded machine.
+    await using t = await startTestApp({ presenceBatchMs: 1000 });
     const alice = await t.client('alice');
     const a = joinLogged(alice, 'room');
     await a.conversation.started;
@@ -105,7 +106,10 @@ describe('presence batching (PRESENCE_BATCH_MS)', () => {
     const events = presenceOf(a.log);
     // Fixed 50 ms windows over ~1.5 s would be ~30 events; doubling windows (50…400 ms) about 7.
     expect(events.length).toBeLessThanOrEqual(10);
-    expect(events[0]).toMatchObject({ type: 'user_joined', userId: 'u00' });
+    // The burst opens with one single event, for whichever join the server handled first (two
+    // sockets' frames can overtake each other when the test process stalls).
+    expect(events[0]).toMatchObject({ type: 'user_joined' });
+    expect(users).toContain((events[0] as { userId: string }).userId);
     expect(new Set(events.flatMap((e) => (e.type === 'presence_diff' ? e.joins.map((j) => j.userId) : e.type === 'user_joined' ? [e.userId] : [])))).toEqual(new Set(users));
   });
 

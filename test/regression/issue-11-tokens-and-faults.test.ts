@@ -87,6 +87,8 @@ describe.concurrent('issue 11: what a new user sees from `npm start` and the CLI
     }
     expect(proc.output.stderr).toContain('AUTH_SECRET is random for this start');
     // The banner says where everything is (issue 15): the dashboard, GraphiQL, the admin CLI.
+    // (The log line goes to stdout through pino's asynchronous stream: it may trail the banner.)
+    await proc.until(() => listeningPort(proc.output.stdout) !== undefined);
     const port = listeningPort(proc.output.stdout);
     const base = (JSON.parse(proc.output.stdout.split('\n').find((l) => l.includes('"msg":"listening"'))!) as { url: string }).url;
     expect(proc.output.stderr).toContain(`realtime-broadcast is up (development mode): ${base}\n`);
