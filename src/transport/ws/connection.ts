@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { callTRPCProcedure, getTRPCErrorFromUnknown, type AnyTRPCRouter, type TRPCError } from '@trpc/server';
@@ -17,6 +16,7 @@ import { assertNotExpired, requireAccess, type Authorize, type Context } from '.
 import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
 import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
 import type { FrameWriter } from '../writer.ts';
+import { flatRandomId } from '../../util/flat-id.ts';
 
 /** Input that fails its schema: BAD_REQUEST whose issues the error formatter lists. */
 const invalidInput = (error: z.ZodError) => new DomainError('INVALID_INPUT', `Invalid input: ${describeZodError(error)}`, undefined, error);
@@ -287,7 +287,7 @@ export class WsConnection implements ConnectionHandle {
       const principal = await authenticateOrThrow(this.shared.authenticate, token, this.req!);
       this.req = null;
       if (this.phase === 'closed') return;
-      this.id = randomUUID();
+      this.id = flatRandomId();
       this.principal = principal;
       try {
         service.openConnection(this);
