@@ -112,8 +112,12 @@ export class WsConnection implements ConnectionHandle {
   /** When the token-expiry reconnect notice went out (0: not yet). */
   expiryNoticeAt = 0;
   pendingFrames: Buffer[] | null = null;
-  /** Its `conversation.events` subscriptions by request id (created with the first). */
-  private subscriptions: Map<string | number, EventsStream> | null = null;
+  /**
+   * Its `conversation.events` subscriptions (created with the first), found by request id: an
+   * array, not a Map — nearly every connection holds one, and the service caps them
+   * (MAX_SUBSCRIPTIONS_PER_CONNECTION).
+   */
+  private subscriptions: EventsStream[] | null = null;
   /** Requests waiting their turn (while authenticating, or beyond MAX_CALLS_IN_FLIGHT), from `waitingHead` on. */
   private waiting: Request[] = [];
   private waitingHead = 0;
@@ -257,7 +261,7 @@ export class WsConnection implements ConnectionHandle {
 
   private dispatch(request: Request): void {
     if (request.kind === 'stop') {
-      const sub = this.subscriptions?.get(request.id);
+      const sub = this.stream(request.id);
       if (sub) {
         sub.cancelled = true;
         sub.handle?.cancel();
@@ -381,13 +385,13 @@ export class WsConnection implements ConnectionHandle {
 
   private async subscribeEvents(request: Extract<Request, { kind: 'call' }>): Promise<void> {
     const { target } = request;
-    if (this.subscriptions?.has(target.id)) {
+    if (this.stream(target.id)) {
       this.refuse(target, trpcErrorOf(new DomainError('INVALID_REQUEST', `Duplicate id ${target.id}`)), request);
       return;
     }
     const ctx = this.ctx!;
     const stream = new EventsStream(this, target);
-    (this.subscriptions ??= new Map()).set(target.id, stream);
+    this.subscriptions = this.subscriptions ? [...this.subscriptions, stream] : [stream];
     this.inFlight += 1;
     try {
       const raw = readInput(request.input);
@@ -409,6 +413,10 @@ export class WsConnection implements ConnectionHandle {
     }
   }
 
+  private stream(id: string | number): EventsStream | undefined {
+    return this.subscriptions?.find((s) => s.target.id === id);
+  }
+
   /** An event of one of its streams: its frame built once per request id (frames.ts). */
   writeEvent(target: FrameTarget, envelope: RoomEnvelope, sharedEnvelope: boolean): void {
     this.shared.writer.write(this, this.shared.frames.dataFrame(envelope, target, sharedEnvelope));
@@ -416,6 +424,7 @@ export class WsConnection implements ConnectionHandle {
 
   /** The stream is live: tRPC's `started`, and it no longer counts as a call in flight. */
   streamLive(stream: EventsStream): void {
+    stream.input = undefined; // only a failed start reports it
     this.send(this.shared.replies.started(stream.target));
     this.streamStarted(stream);
   }
@@ -444,7 +453,8 @@ export class WsConnection implements ConnectionHandle {
 
   private streamOver(stream: EventsStream): void {
     this.streamStarted(stream);
-    if (this.subscriptions?.get(stream.target.id) === stream) this.subscriptions.delete(stream.target.id);
+    const at = this.subscriptions?.indexOf(stream) ?? -1;
+    if (at !== -1) this.subscriptions!.splice(at, 1);
   }
 
   // ---------------------------------------------------------------- close
@@ -456,7 +466,7 @@ export class WsConnection implements ConnectionHandle {
     this.waiting = [];
     this.waitingHead = 0;
     this.pendingFrames = null;
-    for (const sub of this.subscriptions?.values() ?? []) {
+    for (const sub of this.subscriptions ?? []) {
       sub.cancelled = true;
       sub.handle?.cancel();
     }
