@@ -13,18 +13,29 @@ export interface ConnectionUser {
   name?: string;
 }
 
+/**
+ * Connection ids of a user or a member: the one id itself, a Set from the second on. Almost every
+ * user has one connection and every member one in the room: a Set for each would cost ~180 B of
+ * heap per connection (issue 16: heap per idle connection).
+ */
+type ConnectionIds = ConnectionId | Set<ConnectionId>;
+
 interface ConnectionState extends ConnectionUser {
   id: ConnectionId;
   connectedAt: number;
-  /** Room → number of subscriptions this connection holds on it (a socket may subscribe twice). */
-  rooms: Map<RoomId, number>;
+  /**
+   * The rooms it is in, once per subscription it holds on each (a socket may subscribe twice),
+   * in the order they were first joined: a small array, not a Map (MAX_SUBSCRIPTIONS_PER_CONNECTION
+   * bounds it; almost every connection holds one).
+   */
+  rooms: RoomId[];
 }
 
 interface RoomMember {
   userId: UserId;
   name?: string;
   joinedAt: number;
-  connections: Set<ConnectionId>;
+  connections: ConnectionIds;
 }
 
 interface RoomState {
@@ -73,7 +84,7 @@ export interface RegistryEvents extends Record<string, unknown> {
 export class RoomRegistry {
   private readonly rooms = new Map<RoomId, RoomState>();
   private readonly connections = new Map<ConnectionId, ConnectionState>();
-  private readonly users = new Map<UserId, Set<ConnectionId>>();
+  private readonly users = new Map<UserId, ConnectionIds>();
   readonly events = new Listeners<RegistryEvents>();
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -81,13 +92,8 @@ export class RoomRegistry {
   /** Registers a connection; it belongs to no room yet. */
   connect(connectionId: ConnectionId, user: ConnectionUser): void {
     if (this.connections.has(connectionId)) throw new Error(`connection ${connectionId} is already registered`);
-    this.connections.set(connectionId, { id: connectionId, ...user, connectedAt: this.now(), rooms: new Map() });
-    let set = this.users.get(user.userId);
-    if (!set) {
-      set = new Set();
-      this.users.set(user.userId, set);
-    }
-    set.add(connectionId);
+    this.connections.set(connectionId, { id: connectionId, ...user, connectedAt: this.now(), rooms: [] });
+    this.users.set(user.userId, withId(this.users.get(user.userId), connectionId));
     this.events.emit('connectionAdded', { connectionId, userId: user.userId });
   }
 
@@ -97,9 +103,9 @@ export class RoomRegistry {
     if (!conn) return [];
     const results = this.leaveAll(connectionId);
     this.connections.delete(connectionId);
-    const set = this.users.get(conn.userId);
-    set?.delete(connectionId);
-    if (set?.size === 0) this.users.delete(conn.userId);
+    const rest = withoutId(this.users.get(conn.userId), connectionId);
+    if (rest === undefined) this.users.delete(conn.userId);
+    else this.users.set(conn.userId, rest);
     this.events.emit('connectionRemoved', { connectionId, userId: conn.userId });
     return results;
   }
@@ -107,9 +113,9 @@ export class RoomRegistry {
   join(connectionId: ConnectionId, roomId: RoomId): JoinResult {
     const conn = this.connections.get(connectionId);
     if (!conn) throw new Error(`connection ${connectionId} is not registered`);
-    const held = conn.rooms.get(roomId) ?? 0;
-    conn.rooms.set(roomId, held + 1);
-    if (held > 0) return { roomCreated: false, userJoined: false, connectionJoined: false };
+    const held = conn.rooms.includes(roomId);
+    conn.rooms.push(roomId);
+    if (held) return { roomCreated: false, userJoined: false, connectionJoined: false };
 
     const now = this.now();
     let room = this.rooms.get(roomId);
@@ -123,11 +129,10 @@ export class RoomRegistry {
     let member = room.members.get(conn.userId);
     const userJoined = !member;
     if (!member) {
-      member = { userId: conn.userId, joinedAt: now, connections: new Set() };
+      member = { userId: conn.userId, joinedAt: now, connections: connectionId };
       if (conn.name !== undefined) member.name = conn.name;
       room.members.set(conn.userId, member);
-    }
-    member.connections.add(connectionId);
+    } else member.connections = withId(member.connections, connectionId);
     if (userJoined) this.events.emit('userJoined', { roomId, userId: conn.userId, ...(conn.name !== undefined && { name: conn.name }) });
     return { roomCreated, userJoined, connectionJoined: true };
   }
@@ -135,13 +140,11 @@ export class RoomRegistry {
   /** Drops one subscription of the connection on the room; returns null if it was not a member. */
   leave(connectionId: ConnectionId, roomId: RoomId): LeaveResult | null {
     const conn = this.connections.get(connectionId);
-    const held = conn?.rooms.get(roomId);
-    if (!conn || held === undefined) return null;
-    if (held > 1) {
-      conn.rooms.set(roomId, held - 1);
-      return { roomId, userId: conn.userId, userLeft: false, roomDeleted: false };
-    }
-    conn.rooms.delete(roomId);
+    const at = conn?.rooms.lastIndexOf(roomId) ?? -1;
+    if (!conn || at === -1) return null;
+    // The last of its holds goes: the room keeps its place in the order while one is left.
+    conn.rooms.splice(at, 1);
+    if (conn.rooms.includes(roomId)) return { roomId, userId: conn.userId, userLeft: false, roomDeleted: false };
     return this.removeFromRoom(conn, roomId);
   }
 
@@ -149,8 +152,8 @@ export class RoomRegistry {
   leaveAll(connectionId: ConnectionId): LeaveResult[] {
     const conn = this.connections.get(connectionId);
     if (!conn) return [];
-    const roomIds = [...conn.rooms.keys()];
-    conn.rooms.clear();
+    const roomIds = distinct(conn.rooms);
+    conn.rooms = [];
     return roomIds.map((roomId) => this.removeFromRoom(conn, roomId));
   }
 
@@ -159,8 +162,9 @@ export class RoomRegistry {
     if (!room) return { roomId, userId: conn.userId, userLeft: false, roomDeleted: false };
     room.connections.delete(conn.id);
     const member = room.members.get(conn.userId);
-    member?.connections.delete(conn.id);
-    const userLeft = member !== undefined && member.connections.size === 0;
+    const rest = member && withoutId(member.connections, conn.id);
+    if (member && rest !== undefined) member.connections = rest;
+    const userLeft = member !== undefined && rest === undefined;
     if (userLeft) {
       room.members.delete(conn.userId);
       this.events.emit('userLeft', { roomId, userId: conn.userId });
@@ -190,7 +194,7 @@ export class RoomRegistry {
   }
 
   isConnectionInRoom(connectionId: ConnectionId, roomId: RoomId): boolean {
-    return this.connections.get(connectionId)?.rooms.has(roomId) ?? false;
+    return this.connections.get(connectionId)?.rooms.includes(roomId) ?? false;
   }
 
   /** The connections of a room (live view; do not mutate). */
@@ -200,12 +204,12 @@ export class RoomRegistry {
 
   /** A user's connections inside one room. */
   userConnectionsInRoom(userId: UserId, roomId: RoomId): ReadonlySet<ConnectionId> {
-    return this.rooms.get(roomId)?.members.get(userId)?.connections ?? EMPTY;
+    return asSet(this.rooms.get(roomId)?.members.get(userId)?.connections);
   }
 
   /** Every connection of a user, in rooms or not. */
   userConnections(userId: UserId): ReadonlySet<ConnectionId> {
-    return this.users.get(userId) ?? EMPTY;
+    return asSet(this.users.get(userId));
   }
 
   roomMemberIds(roomId: RoomId): UserId[] {
@@ -218,14 +222,14 @@ export class RoomRegistry {
   }
 
   connectionRooms(connectionId: ConnectionId): RoomId[] {
-    return [...(this.connections.get(connectionId)?.rooms.keys() ?? [])];
+    return distinct(this.connections.get(connectionId)?.rooms ?? []);
   }
 
   /** Rooms a user is present in through at least one connection. */
   userRooms(userId: UserId): RoomId[] {
     const rooms = new Set<RoomId>();
     for (const connectionId of this.userConnections(userId)) {
-      for (const roomId of this.connections.get(connectionId)?.rooms.keys() ?? []) rooms.add(roomId);
+      for (const roomId of this.connections.get(connectionId)?.rooms ?? []) rooms.add(roomId);
     }
     return [...rooms];
   }
@@ -243,7 +247,7 @@ export class RoomRegistry {
         userId: m.userId,
         ...(m.name !== undefined && { name: m.name }),
         joinedAt: new Date(m.joinedAt),
-        connections: m.connections.size,
+        connections: idCount(m.connections),
       })),
     };
   }
@@ -255,7 +259,7 @@ export class RoomRegistry {
     const members: RoomSnapshot['members'] = [];
     for (const m of room.members.values()) {
       if (members.length >= limit) break;
-      members.push({ userId: m.userId, ...(m.name !== undefined && { name: m.name }), joinedAt: new Date(m.joinedAt), connections: m.connections.size });
+      members.push({ userId: m.userId, ...(m.name !== undefined && { name: m.name }), joinedAt: new Date(m.joinedAt), connections: idCount(m.connections) });
     }
     return { members, count: room.members.size };
   }
@@ -270,3 +274,34 @@ export class RoomRegistry {
 }
 
 const EMPTY: ReadonlySet<never> = new Set();
+
+/** `ids` with `id` added. */
+function withId(ids: ConnectionIds | undefined, id: ConnectionId): ConnectionIds {
+  if (ids === undefined || ids === id) return id;
+  if (typeof ids === 'string') return new Set([ids, id]);
+  ids.add(id);
+  return ids;
+}
+
+/** `ids` without `id`; undefined when none is left. */
+function withoutId(ids: ConnectionIds | undefined, id: ConnectionId): ConnectionIds | undefined {
+  if (ids === undefined || ids === id) return undefined;
+  if (typeof ids === 'string') return ids;
+  ids.delete(id);
+  if (ids.size > 1) return ids;
+  return ids.size === 0 ? undefined : ids.values().next().value;
+}
+
+function idCount(ids: ConnectionIds): number {
+  return typeof ids === 'string' ? 1 : ids.size;
+}
+
+/** A read-only Set of the ids (a new one for a single id: only queries ask, never the fan-out). */
+function asSet(ids: ConnectionIds | undefined): ReadonlySet<ConnectionId> {
+  if (ids === undefined) return EMPTY;
+  return typeof ids === 'string' ? new Set([ids]) : ids;
+}
+
+function distinct(rooms: RoomId[]): RoomId[] {
+  return rooms.length < 2 ? [...rooms] : [...new Set(rooms)];
+}

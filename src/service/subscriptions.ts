@@ -26,22 +26,76 @@ export interface SubscriptionsDeps {
   closeConnection(id: ConnectionId): void;
 }
 
-/** One subscription on this node. */
-interface LocalSubscriber {
-  connection: ConnectionHandle;
-  roomId: RoomId;
-  userId: UserId;
-  sink: SubscriberSink;
+/**
+ * One subscription on this node, and its handle: a flat record with methods, not closures or a
+ * suspended async function, so an idle subscription costs only its fields (issue 16).
+ */
+class LocalSubscriber implements SubscriptionHandle {
+  /** Set once the connection is found, before it joins any fan-out. */
+  connection!: ConnectionHandle;
+  userId: UserId = '';
   /** Live events that arrive while the replay is being read; null once live. */
-  held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null;
+  held: Array<{ envelope: RoomEnvelope; redelivery: boolean }> | null = [];
   /** Its connection was closed as a slow consumer: nothing more is written to it. */
-  dropped: boolean;
+  dropped = false;
   /** The id of the last event written to it: where its client would resume from. */
-  position: EventId;
-  /** Ends the subscription (stop, socket close, room closed, slow consumer). */
-  end: () => void;
-}
+  position: EventId = '';
+  /** Cancelled, or ended by the server: it finishes once its start is over. */
+  ending = false;
+  /** Its start (limits, join, replay) is still running; that code finishes it. */
+  starting = true;
+  /** The registry counts it in the room: `finish` leaves. */
+  joined = false;
+  /** Undefined while running; once finished, null for a clean end, else its error. */
+  outcome: { error: unknown } | null | undefined = undefined;
+  private waiter: { promise: Promise<void>; resolve(): void; reject(error: unknown): void } | null = null;
 
+  constructor(
+    private readonly owner: Subscriptions,
+    readonly roomId: RoomId,
+    readonly sink: SubscriberSink,
+  ) {}
+
+  /** Ends the subscription (stop, socket close, room closed, slow consumer). */
+  end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    // Deferred, as the awaited end always was: whoever ends it finishes its own loop first.
+    if (!this.starting) queueMicrotask(() => this.owner.finish(this));
+  }
+
+  cancel(): void {
+    this.end();
+  }
+
+  /** Made on first use only: the WebSocket transport hears the end through its sink instead. */
+  get done(): Promise<void> {
+    if (!this.waiter) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.waiter = { promise, resolve, reject };
+      this.settleWaiter();
+    }
+    return this.waiter.promise;
+  }
+
+  /** Its end, once: `error` undefined for a clean end. */
+  settle(error: unknown): void {
+    this.outcome = error === undefined ? null : { error };
+    this.settleWaiter();
+    this.sink.ended?.(error);
+  }
+
+  private settleWaiter(): void {
+    if (!this.waiter || this.outcome === undefined) return;
+    if (this.outcome === null) this.waiter.resolve();
+    else this.waiter.reject(this.outcome.error);
+  }
+}
 
 /** Live events held for one subscriber while its replay is read; beyond this it is a slow consumer. */
 const MAX_HELD_EVENTS = 10_000;
@@ -82,20 +136,48 @@ export class Subscriptions {
    * closed, slow consumer) and rejects if it could not start.
    */
   open(input: SubscriptionInput): SubscriptionHandle {
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => (end = resolve));
-    const state = { cancelled: false };
-    const cancel = () => {
-      state.cancelled = true;
-      end();
-    };
-    return { cancel, done: this.run(input, ended, end, state) };
+    const sub = new LocalSubscriber(this, input.conversationId, input.sink);
+    void this.start(sub, input);
+    return sub;
   }
 
-  private async run(input: SubscriptionInput, ended: Promise<void>, end: () => void, state: { cancelled: boolean }): Promise<void> {
+  /**
+   * The subscription's start, up to its going live. Then this function is over — nothing of it
+   * stays suspended for the subscription's life — and `finish` does what the end needs.
+   */
+  private async start(sub: LocalSubscriber, input: SubscriptionInput): Promise<void> {
+    let failure: { error: unknown } | null = null;
+    let live = false;
+    try {
+      live = await this.run(sub, input);
+    } catch (error) {
+      failure = { error };
+    } finally {
+      sub.starting = false;
+      // Not live: it could not start, or it was ended (or its connection closed) meanwhile.
+      if (failure) this.finish(sub, failure.error);
+      else if (!live || sub.ending) this.finish(sub);
+    }
+  }
+
+  /** Once, when a subscription ends: out of the fan-out, out of the room, its sink told. */
+  finish(sub: LocalSubscriber, error?: unknown): void {
+    if (sub.outcome !== undefined) return;
+    let failure = error;
+    try {
+      this.removeSubscriber(sub);
+      if (sub.joined) this.presence.left(sub.connection.id, sub.roomId);
+    } catch (cleanup) {
+      failure ??= cleanup;
+    }
+    sub.settle(failure);
+  }
+
+  /** Starts it; true once it is live, false when it ended before. */
+  private async run(sub: LocalSubscriber, input: SubscriptionInput): Promise<boolean> {
     const connection = this.connection(input.connectionId);
     if (!connection) throw new DomainError('WEBSOCKET_REQUIRED', 'connection is closed');
-    if (state.cancelled) return;
+    if (sub.ending) return false;
     const roomId = input.conversationId;
     const userId = connection.principal.userId;
     if ((this.subscriptionCounts.get(connection.id) ?? 0) >= this.config.maxSubscriptionsPerConnection) {
@@ -109,85 +191,80 @@ export class Subscriptions {
     const wait = this.subscribeRate.take(userId);
     if (wait > 0) throw new DomainError('RATE_LIMITED', `too many subscriptions started; retry in ${wait} ms (SUBSCRIBE_RATE_PER_SEC)`, wait);
 
-    const sub: LocalSubscriber = { connection, roomId, userId, sink: input.sink, held: [], end, dropped: false, position: '' };
+    sub.connection = connection;
+    sub.userId = userId;
     this.addSubscriber(sub);
-    let joined = false;
-    try {
-      // A cluster broker subscribes over the network: receive the room before joining it.
-      await this.broker.subscribed?.(roomId);
-      if (state.cancelled || !this.connection(connection.id)) return;
-      const join = this.registry.join(connection.id, roomId);
-      joined = true;
-      await this.presence.joined(connection, roomId, join);
-      // `started` once the user counts as present, not before: the stock client moving a
-      // subscription to a new socket (or node) stops it on the old one as soon as the new one has
-      // started, and that stop must not find the user gone everywhere (a leave, then a join).
-      // Events published meanwhile are held, so nothing after `started` is missed.
-      if (state.cancelled) return;
-      input.onLive?.();
+    // A cluster broker subscribes over the network: receive the room before joining it.
+    await this.broker.subscribed?.(roomId);
+    if (sub.ending || !this.connection(connection.id)) return false;
+    const join = this.registry.join(connection.id, roomId);
+    sub.joined = true;
+    await this.presence.joined(connection, roomId, join);
+    // `started` once the user counts as present, not before: the stock client moving a
+    // subscription to a new socket (or node) stops it on the old one as soon as the new one has
+    // started, and that stop must not find the user gone everywhere (a leave, then a join).
+    // Events published meanwhile are held, so nothing after `started` is missed.
+    if (sub.ending) return false;
+    input.sink.live?.();
 
-      // The stream's position: where a fresh subscriber starts (the room's head), or the point a
-      // resume replays from. It is the id of the stream's first event, `subscribed`, so a client
-      // that drops before anything else happens still resumes without loss.
-      let position: EventId;
-      let cutoff: ParsedEventId | null;
-      let replay: RoomEnvelope[] = [];
-      let resync: ResyncReason | null = null;
-      if (input.lastEventId) {
-        const resume = await this.broker.readSince(roomId, input.lastEventId);
-        if (resume.kind === 'resync') {
-          position = resume.head;
-          resync = resume.reason;
-        } else {
-          position = input.lastEventId;
-          replay = resume.events;
-        }
-        cutoff = parseEventId(resume.head);
+    // The stream's position: where a fresh subscriber starts (the room's head), or the point a
+    // resume replays from. It is the id of the stream's first event, `subscribed`, so a client
+    // that drops before anything else happens still resumes without loss.
+    let position: EventId;
+    let cutoff: ParsedEventId | null;
+    let replay: RoomEnvelope[] = [];
+    let resync: ResyncReason | null = null;
+    if (input.lastEventId) {
+      const resume = await this.broker.readSince(roomId, input.lastEventId);
+      if (resume.kind === 'resync') {
+        position = resume.head;
+        resync = resume.reason;
       } else {
-        // Every event held since the stream went live is delivered: the position must come
-        // before the first of them (a send right after `started` may precede the head read).
-        position = await this.broker.head(roomId);
-        cutoff = null;
+        position = input.lastEventId;
+        replay = resume.events;
       }
-      const present = await this.presence.someMembers(roomId, PRESENCE_SNAPSHOT_LIMIT);
-      if (state.cancelled) return;
-      if (!input.lastEventId) position = positionBeforeHeld(sub.held ?? [], position);
-      const snapshot: RoomEvent = {
-        type: 'subscribed',
-        conversationId: roomId,
-        at: new Date(),
-        resumed: input.lastEventId !== undefined && input.lastEventId !== null && resync === null,
-        members: present.members,
-        memberCount: present.count,
-      };
-      this.writeOwn(sub, { id: position, event: snapshot, audience: {} });
-      if (resync) {
-        const event: RoomEvent = { type: 'resync', conversationId: roomId, at: new Date(), reason: resync };
-        const envelope: RoomEnvelope = { id: localEventIdAfter(position) ?? position, event, audience: {} };
-        this.writeOwn(sub, envelope);
-        this.countDeliveries(envelope, 1, false);
-      }
-      for (const stored of replay) {
-        // A user never hears its own presence live (the event skips the joining connection,
-        // and no other tab exists then); a replay from an older point must not show it either —
-        // nor a replayed `presence_diff` (its own entries are left out of it, an empty one skipped).
-        const envelope = withoutOwnPresence(stored, userId);
-        if (!envelope) continue;
-        if (isFor(envelope.audience, connection.id, userId, connection.clientKey) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
-      }
-      // Live events that came in meanwhile; those at or before the position (or covered by the
-      // replay) are dropped. Ack re-sends are not: they carry ids of their own (deliver).
-      const held = sub.held ?? [];
-      sub.held = null;
-      for (const { envelope, redelivery } of held) {
-        if (!redelivery && cutoff && isCovered(envelope.id, cutoff)) continue;
-        if (this.deliver(sub, envelope, redelivery)) this.countDeliveries(envelope, 1, !redelivery);
-      }
-      await ended;
-    } finally {
-      this.removeSubscriber(sub);
-      if (joined) this.presence.left(connection.id, roomId);
+      cutoff = parseEventId(resume.head);
+    } else {
+      // Every event held since the stream went live is delivered: the position must come
+      // before the first of them (a send right after `started` may precede the head read).
+      position = await this.broker.head(roomId);
+      cutoff = null;
     }
+    const present = await this.presence.someMembers(roomId, PRESENCE_SNAPSHOT_LIMIT);
+    if (sub.ending) return false;
+    if (!input.lastEventId) position = positionBeforeHeld(sub.held ?? [], position);
+    const snapshot: RoomEvent = {
+      type: 'subscribed',
+      conversationId: roomId,
+      at: new Date(),
+      resumed: input.lastEventId !== undefined && input.lastEventId !== null && resync === null,
+      members: present.members,
+      memberCount: present.count,
+    };
+    this.writeOwn(sub, { id: position, event: snapshot, audience: {} });
+    if (resync) {
+      const event: RoomEvent = { type: 'resync', conversationId: roomId, at: new Date(), reason: resync };
+      const envelope: RoomEnvelope = { id: localEventIdAfter(position) ?? position, event, audience: {} };
+      this.writeOwn(sub, envelope);
+      this.countDeliveries(envelope, 1, false);
+    }
+    for (const stored of replay) {
+      // A user never hears its own presence live (the event skips the joining connection,
+      // and no other tab exists then); a replay from an older point must not show it either —
+      // nor a replayed `presence_diff` (its own entries are left out of it, an empty one skipped).
+      const envelope = withoutOwnPresence(stored, userId);
+      if (!envelope) continue;
+      if (isFor(envelope.audience, connection.id, userId, connection.clientKey) && this.deliver(sub, envelope, false)) this.countDeliveries(envelope, 1, false);
+    }
+    // Live events that came in meanwhile; those at or before the position (or covered by the
+    // replay) are dropped. Ack re-sends are not: they carry ids of their own (deliver).
+    const held = sub.held ?? [];
+    sub.held = null;
+    for (const { envelope, redelivery } of held) {
+      if (!redelivery && cutoff && isCovered(envelope.id, cutoff)) continue;
+      if (this.deliver(sub, envelope, redelivery)) this.countDeliveries(envelope, 1, !redelivery);
+    }
+    return true;
   }
 
   /** Ends every subscription of the room; returns how many connections were in it. */

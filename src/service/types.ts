@@ -52,13 +52,26 @@ export interface SendInput {
 }
 
 /**
- * Where a subscription's events go. The transport writes each one to its socket (a pre-built
- * frame on the fast path, a generator yield otherwise); the service decides what goes out and
- * when a connection is too far behind.
+ * Where a subscription's events go, and what it is told of its life. The transport writes each
+ * event to its socket (a pre-built frame on the fast path); the service decides what goes out and
+ * when a connection is too far behind. Methods, so that a transport can hand over one small object
+ * per subscription rather than closures.
  */
 export interface SubscriberSink {
   /** `shared`: the same envelope goes to other subscribers too (worth caching its frame). */
   write(envelope: RoomEnvelope, shared: boolean): void;
+  /**
+   * Called once the subscription receives the room's live events and its user counts as present
+   * (cluster-wide), before any event is written. The transport sends tRPC's `started` then, so
+   * "started" means nothing published from now on is missed — in a cluster the room
+   * subscription crosses the network first — and that the user is in the room.
+   */
+  live?(): void;
+  /**
+   * Called once when the subscription is over (as `done` settles): `error` undefined for an end
+   * (cancel, socket close, room closed), else why it could not start.
+   */
+  ended?(error?: unknown): void;
 }
 
 export interface SubscriptionInput {
@@ -66,19 +79,13 @@ export interface SubscriptionInput {
   conversationId: RoomId;
   lastEventId?: string | null;
   sink: SubscriberSink;
-  /**
-   * Called once the subscription receives the room's live events and its user counts as present
-   * (cluster-wide), before any event is written. The transport sends tRPC's `started` then, so
-   * "started" means nothing published from now on is missed — in a cluster the room
-   * subscription crosses the network first — and that the user is in the room.
-   */
-  onLive?: () => void;
 }
 
 export interface SubscriptionHandle {
   /** Ends the subscription (the client stopped it); `done` then resolves. */
   cancel(): void;
-  done: Promise<void>;
+  /** Settles when the subscription ends (as `sink.ended` is called); rejects if it could not start. */
+  readonly done: Promise<void>;
 }
 
 /** What a cluster replaces besides the broker (all default to this process). */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { TRPCError } from '@trpc/server';
 import type { Principal } from '../../domain/types.ts';
@@ -6,6 +5,7 @@ import type { CloseReason, ConnectionHandle, SubscriptionHandle } from '../../se
 import { streamEndFor } from '../close-codes.ts';
 import type { FrameWriter, Writable } from '../writer.ts';
 import { connectedChunk, PING_CHUNK, RETURN_CHUNK, SSE_HEADERS } from './events.ts';
+import { flatRandomId } from '../../util/flat-id.ts';
 
 /** What every stream of one server shares. */
 export interface StreamShared {
@@ -24,7 +24,7 @@ export interface StreamShared {
  * sweep (keep-alive pings, the longest life, token expiry) lives here; nothing is timed per stream.
  */
 export class SseStream implements ConnectionHandle, Writable {
-  readonly id = randomUUID();
+  readonly id = flatRandomId();
   readonly transport = 'sse' as const;
   readonly openedAt = Date.now();
   /** When the last bytes were queued (the sweep pings a stream silent for SSE_PING_MS). */

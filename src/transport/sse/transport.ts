@@ -106,8 +106,7 @@ export function createSseTransport(options: SseTransportOptions) {
         connectionId: opened.id,
         conversationId,
         lastEventId: parsed.data.lastEventId ?? null,
-        sink: { write: (envelope, sharedEnvelope) => opened.send(events.dataChunk(envelope, sharedEnvelope)) },
-        onLive: () => opened.goLive(),
+        sink: { write: (envelope, sharedEnvelope) => opened.send(events.dataChunk(envelope, sharedEnvelope)), live: () => opened.goLive() },
       });
       await opened.handle.done;
       // Ended by the server (the room was closed): complete, the client stops.

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { callTRPCProcedure, getTRPCErrorFromUnknown, type AnyTRPCRouter, type TRPCError } from '@trpc/server';
@@ -7,7 +6,8 @@ import type { z } from 'zod';
 import { DomainError } from '../../domain/errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { Principal } from '../../domain/types.ts';
-import type { CloseReason, ConnectionHandle, RealtimeService, SubscriptionHandle } from '../../service/realtime-service.ts';
+import type { CloseReason, ConnectionHandle, RealtimeService, SubscriberSink, SubscriptionHandle } from '../../service/realtime-service.ts';
+import type { RoomEnvelope } from '../../domain/types.ts';
 import { authenticateOrThrow, type Authenticate } from '../authenticate.ts';
 import { closeFrameFor } from '../close-codes.ts';
 import type { HotCalls } from '../router.ts';
@@ -16,6 +16,7 @@ import { assertNotExpired, requireAccess, type Authorize, type Context } from '.
 import { PONG_FRAME, type EventFrames, type FrameTarget } from './frames.ts';
 import { parseConnectionParams, parseRequest, readInput, type CallMethod, type Replies, type Request } from './protocol.ts';
 import type { FrameWriter } from '../writer.ts';
+import { flatRandomId } from '../../util/flat-id.ts';
 
 /** Input that fails its schema: BAD_REQUEST whose issues the error formatter lists. */
 const invalidInput = (error: z.ZodError) => new DomainError('INVALID_INPUT', `Invalid input: ${describeZodError(error)}`, undefined, error);
@@ -53,9 +54,35 @@ export const MAX_WAITING_REQUESTS = 10_000;
 
 type Phase = 'awaiting_params' | 'authenticating' | 'open' | 'rejected' | 'closed';
 
-interface EventsSubscription {
-  cancelled: boolean;
-  handle: SubscriptionHandle | null;
+/**
+ * One `conversation.events` subscription of a connection: its request id and the service's
+ * handle, and the sink the service writes to — methods, not closures, and no async function
+ * left waiting for its end, so an idle subscription is this record (issue 16).
+ */
+class EventsStream implements SubscriberSink {
+  cancelled = false;
+  handle: SubscriptionHandle | null = null;
+  /** Counted in the connection's calls in flight until it is live or over. */
+  starting = true;
+  /** Its parsed input, for the report of a failed start. */
+  input: unknown = undefined;
+
+  constructor(
+    readonly connection: WsConnection,
+    readonly target: FrameTarget,
+  ) {}
+
+  write(envelope: RoomEnvelope, sharedEnvelope: boolean): void {
+    this.connection.writeEvent(this.target, envelope, sharedEnvelope);
+  }
+
+  live(): void {
+    this.connection.streamLive(this);
+  }
+
+  ended(error?: unknown): void {
+    this.connection.streamEnded(this, error);
+  }
 }
 
 /**
@@ -85,8 +112,12 @@ export class WsConnection implements ConnectionHandle {
   /** When the token-expiry reconnect notice went out (0: not yet). */
   expiryNoticeAt = 0;
   pendingFrames: Buffer[] | null = null;
-  /** Its `conversation.events` subscriptions by request id (created with the first). */
-  private subscriptions: Map<string | number, EventsSubscription> | null = null;
+  /**
+   * Its `conversation.events` subscriptions (created with the first), found by request id: an
+   * array, not a Map — nearly every connection holds one, and the service caps them
+   * (MAX_SUBSCRIPTIONS_PER_CONNECTION).
+   */
+  private subscriptions: EventsStream[] | null = null;
   /** Requests waiting their turn (while authenticating, or beyond MAX_CALLS_IN_FLIGHT), from `waitingHead` on. */
   private waiting: Request[] = [];
   private waitingHead = 0;
@@ -230,7 +261,7 @@ export class WsConnection implements ConnectionHandle {
 
   private dispatch(request: Request): void {
     if (request.kind === 'stop') {
-      const sub = this.subscriptions?.get(request.id);
+      const sub = this.stream(request.id);
       if (sub) {
         sub.cancelled = true;
         sub.handle?.cancel();
@@ -260,7 +291,7 @@ export class WsConnection implements ConnectionHandle {
       const principal = await authenticateOrThrow(this.shared.authenticate, token, this.req!);
       this.req = null;
       if (this.phase === 'closed') return;
-      this.id = randomUUID();
+      this.id = flatRandomId();
       this.principal = principal;
       try {
         service.openConnection(this);
@@ -359,58 +390,76 @@ export class WsConnection implements ConnectionHandle {
 
   private async subscribeEvents(request: Extract<Request, { kind: 'call' }>): Promise<void> {
     const { target } = request;
-    if (this.subscriptions?.has(target.id)) {
+    if (this.stream(target.id)) {
       this.refuse(target, trpcErrorOf(new DomainError('INVALID_REQUEST', `Duplicate id ${target.id}`)), request);
       return;
     }
     const ctx = this.ctx!;
-    const sub: EventsSubscription = { cancelled: false, handle: null };
-    (this.subscriptions ??= new Map()).set(target.id, sub);
+    const stream = new EventsStream(this, target);
+    this.subscriptions = this.subscriptions ? [...this.subscriptions, stream] : [stream];
     this.inFlight += 1;
-    let starting = true;
-    const started = () => {
-      if (!starting) return;
-      starting = false;
-      this.inFlight -= 1;
-      this.pump();
-    };
-    let input: unknown;
     try {
       const raw = readInput(request.input);
       // tRPC's rule: a `lastEventId` beside the input (the stock client's resume) wins over one in it.
       const merged = request.lastEventId === undefined ? raw : typeof raw === 'object' && raw !== null ? { ...raw, lastEventId: request.lastEventId } : (raw ?? { lastEventId: request.lastEventId });
       const parsed = this.shared.eventsInput.safeParse(merged);
       if (!parsed.success) throw invalidInput(parsed.error);
-      input = parsed.data;
+      stream.input = parsed.data;
       assertNotExpired(ctx.principal);
       const { conversationId, lastEventId } = parsed.data;
       await requireAccess(this.shared.authorize, ctx.principal, conversationId);
-      if (this.phase === 'closed') return;
+      if (this.phase === 'closed') return this.streamOver(stream);
       // Stopped before it started: still answered (tRPC's `stopped`), so the client can let it go.
-      if (sub.cancelled) return this.send(this.shared.replies.stopped(target));
-      const { frames, writer } = this.shared;
-      sub.handle = this.shared.service.openSubscription({
-        connectionId: this.id,
-        conversationId,
-        lastEventId: lastEventId ?? null,
-        sink: { write: (envelope, sharedEnvelope) => writer.write(this, frames.dataFrame(envelope, target, sharedEnvelope)) },
-        onLive: () => {
-          this.send(this.shared.replies.started(target));
-          started();
-        },
-      });
-      await sub.handle.done;
-      // Ended by the server (room closed) or stopped by the client: tRPC's `stopped`.
-      this.send(this.shared.replies.stopped(target));
+      if (stream.cancelled) return this.streamEnded(stream);
+      // From here the service tells the stream of its start and its end (EventsStream).
+      stream.handle = this.shared.service.openSubscription({ connectionId: this.id, conversationId, lastEventId: lastEventId ?? null, sink: stream });
     } catch (cause) {
-      if (this.phase === 'closed') return;
-      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
-      this.shared.report({ error, type: 'subscription', path: EVENTS_PATH, input, ctx });
-      this.send(this.shared.replies.error(target, error, { type: 'subscription', path: EVENTS_PATH, input, ctx }));
-    } finally {
-      started();
-      if (this.subscriptions?.get(target.id) === sub) this.subscriptions.delete(target.id);
+      this.streamEnded(stream, cause);
     }
+  }
+
+  private stream(id: string | number): EventsStream | undefined {
+    return this.subscriptions?.find((s) => s.target.id === id);
+  }
+
+  /** An event of one of its streams: its frame built once per request id (frames.ts). */
+  writeEvent(target: FrameTarget, envelope: RoomEnvelope, sharedEnvelope: boolean): void {
+    this.shared.writer.write(this, this.shared.frames.dataFrame(envelope, target, sharedEnvelope));
+  }
+
+  /** The stream is live: tRPC's `started`, and it no longer counts as a call in flight. */
+  streamLive(stream: EventsStream): void {
+    stream.input = undefined; // only a failed start reports it
+    this.send(this.shared.replies.started(stream.target));
+    this.streamStarted(stream);
+  }
+
+  /**
+   * The stream is over: ended by the server (room closed) or stopped by the client — tRPC's
+   * `stopped` — or it could not start — its error.
+   */
+  streamEnded(stream: EventsStream, cause?: unknown): void {
+    if (cause === undefined) this.send(this.shared.replies.stopped(stream.target));
+    else if (this.phase !== 'closed') {
+      const error = getTRPCErrorFromUnknown(toTRPCError(cause));
+      const { target, input } = stream;
+      this.shared.report({ error, type: 'subscription', path: EVENTS_PATH, input, ctx: this.ctx });
+      this.send(this.shared.replies.error(target, error, { type: 'subscription', path: EVENTS_PATH, input, ctx: this.ctx! }));
+    }
+    this.streamOver(stream);
+  }
+
+  private streamStarted(stream: EventsStream): void {
+    if (!stream.starting) return;
+    stream.starting = false;
+    this.inFlight -= 1;
+    this.pump();
+  }
+
+  private streamOver(stream: EventsStream): void {
+    this.streamStarted(stream);
+    const at = this.subscriptions?.indexOf(stream) ?? -1;
+    if (at !== -1) this.subscriptions!.splice(at, 1);
   }
 
   // ---------------------------------------------------------------- close
@@ -422,7 +471,7 @@ export class WsConnection implements ConnectionHandle {
     this.waiting = [];
     this.waitingHead = 0;
     this.pendingFrames = null;
-    for (const sub of this.subscriptions?.values() ?? []) {
+    for (const sub of this.subscriptions ?? []) {
       sub.cancelled = true;
       sub.handle?.cancel();
     }
