@@ -85,7 +85,9 @@ function installCleanup(): void {
 export function spawnChild(options: SpawnOptions): IpcChild {
   installCleanup();
   const script = fileURLToPath(new URL(`../${options.script}`, import.meta.url));
-  const node = [process.execPath, '--import', 'tsx', '--expose-gc', `--max-old-space-size=${options.heapMb ?? 4096}`, script];
+  // BENCH_SERVER_PROF_DIR: the servers write V8 CPU profiles there (explaining a figure, not measuring it).
+  const profile = process.env.BENCH_SERVER_PROF_DIR && options.script.startsWith('servers/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF_DIR}`] : [];
+  const node = [process.execPath, '--import', 'tsx', '--expose-gc', ...profile, `--max-old-space-size=${options.heapMb ?? 4096}`, script];
   const pinned = TASKSET && options.cpus !== null ? [TASKSET, '-c', options.cpus, ...node] : node;
   const env = { ...process.env, ...options.env };
   // exec keeps the pid, so killing the child kills node itself.
