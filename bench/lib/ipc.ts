@@ -125,7 +125,9 @@ export class IpcChild {
   }
 
   kill(): void {
-    if (this.exited === null && this.child.exitCode === null) this.child.kill('SIGKILL');
+    if (this.exited !== null || this.child.exitCode !== null) return;
+    // A profiled server must exit by itself to write its profile (bench/servers: SIGTERM → exit).
+    this.child.kill(process.env.BENCH_SERVER_PROF_DIR && this.name.startsWith('server(') ? 'SIGTERM' : 'SIGKILL');
   }
 
   get alive(): boolean {

@@ -15,6 +15,9 @@
 import { createRealtimeServer } from '../../src/server.ts';
 import { serveBenchControl } from './common.ts';
 
+// BENCH_SERVER_PROF_DIR (node --cpu-prof): exit on SIGTERM, so the profile is written.
+if (process.env.BENCH_SERVER_PROF_DIR) process.once('SIGTERM', () => process.exit(0));
+
 const secret = process.env.BENCH_SECRET;
 if (!secret || secret.length < 32) throw new Error('BENCH_SECRET (>= 32 characters) is required');
 const redisUrl = process.env.BENCH_REDIS_URL;

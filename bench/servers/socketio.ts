@@ -12,6 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { serveBenchControl } from './common.ts';
 
+// BENCH_SERVER_PROF_DIR (node --cpu-prof): exit on SIGTERM, so the profile is written.
+if (process.env.BENCH_SERVER_PROF_DIR) process.once('SIGTERM', () => process.exit(0));
+
 const ACK_TIMEOUT_MS = 120_000;
 const httpServer = createServer();
 const io = new Server(httpServer, { transports: ['polling', 'websocket'], perMessageDeflate: false, httpCompression: false, serveClient: false, maxHttpBufferSize: 1e6 });

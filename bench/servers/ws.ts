@@ -10,6 +10,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { serveBenchControl } from './common.ts';
 
+// BENCH_SERVER_PROF_DIR (node --cpu-prof): exit on SIGTERM, so the profile is written.
+if (process.env.BENCH_SERVER_PROF_DIR) process.once('SIGTERM', () => process.exit(0));
+
 interface Peer {
   ws: WebSocket;
   tcp: Socket;
