@@ -106,6 +106,12 @@ export class ClusterNode {
   private generation: string | null = null;
   private needsJoin = true;
   private closed = false;
+  /**
+   * After an outage this node was cut off for `downForMs`, and so, most likely, were the others:
+   * until one heartbeat interval past a node TTL, a node counts as dead only when it has missed
+   * its heartbeats for that long as well — not merely for the TTL, which the outage alone spans.
+   */
+  private recovered: { until: number; extraMs: number } | null = null;
   private readonly offUp: () => void;
   private readonly offDown: () => void;
   /** The node's last successful heartbeat (Redis time), for `nodes`. */
@@ -124,8 +130,9 @@ export class ClusterNode {
       if (from === channel) this.onMessage(message);
     });
     sub.ssubscribe(channel).catch((error: unknown) => options.log.warn({ err: error }, 'node channel subscribe failed; retried on reconnect'));
-    this.offUp = options.redis.events.on('up', () => {
+    this.offUp = options.redis.events.on('up', ({ downForMs }: { downForMs: number }) => {
       this.needsJoin = true;
+      this.recovered = { until: Date.now() + options.nodeTtlMs + options.heartbeatMs, extraMs: downForMs };
       void this.beat();
     });
     this.offDown = options.redis.events.on('down', () => {
@@ -261,7 +268,7 @@ export class ClusterNode {
         this.nodeId,
         JSON.stringify(info),
         this.options.nodeTtlMs * 2,
-        this.options.nodeTtlMs,
+        this.deadAfterMs(),
         randomUUID(),
       );
       this.lastHeartbeat = new Date(Number(now));
@@ -293,6 +300,13 @@ export class ClusterNode {
     } finally {
       this.beating = false;
     }
+  }
+
+  /** How long without a heartbeat before a node is claimed dead (see `recovered`). */
+  private deadAfterMs(): number {
+    if (this.recovered && Date.now() < this.recovered.until) return this.options.nodeTtlMs + this.recovered.extraMs;
+    this.recovered = null;
+    return this.options.nodeTtlMs;
   }
 
   private async send(nodeId: string, message: WireMessage): Promise<void> {
