@@ -39,6 +39,8 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     env: { LOG_LEVEL: 'silent' },
+    // One build of the server and CLIs per run: every process a test spawns runs from it.
+    globalSetup: ['test/support/global-build.ts'],
     // The JSON report lets .ci/run close with a plain "N passed, N failed" line.
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
     sequence: { sequencer: SlowFirst },

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { formatPairs, formatTable } from '../clients/cli/table.ts';
+import { nodeArgsFor } from './support/built.ts';
 import { joined } from './support/helpers.ts';
 import { adminToken } from './support/graphql.ts';
 import { openSseStream } from './support/sse-client.ts';
@@ -13,12 +13,11 @@ import { startTestApp } from './support/start-test-app.ts';
 /** `npm run admin -- …` (clients/cli/admin.ts) as a real process against a live server. */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function admin(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const { ADMIN_TOKEN: _ignored, ...base } = process.env;
-    execFile(TSX, ['clients/cli/admin.ts', ...args], { cwd: ROOT, timeout: 15_000, env: { ...base, ...env } }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...nodeArgsFor('clients/cli/admin.ts'), ...args], { cwd: ROOT, timeout: 15_000, env: { ...base, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });

@@ -15,7 +15,7 @@ describeWithRedis('list acks across two nodes', () => {
   let n2: ClusterNode;
 
   beforeAll(async () => {
-    // A generous start: two node processes compile with tsx at once, slow on a busy machine.
+    // A generous start: two node processes start at once, slow on a busy machine.
     cluster = await startCluster({ nodes: 2, label: 'acklists', startTimeoutMs: 60_000, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000', ACK_TIMEOUT_MS: '4000' } });
     [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
   }, 90_000);

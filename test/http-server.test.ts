@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createRealtimeServer } from '../src/server.ts';
 import { joined } from './support/helpers.ts';
+import { nodeArgsFor } from './support/built.ts';
 import { startTestApp, TEST_SECRET } from './support/start-test-app.ts';
 
 /** Opens a raw upgrade and resolves with how it ended: the HTTP status of a refusal, or 'open'. */
@@ -169,7 +170,7 @@ describe('configuration', () => {
   });
 
   it('`npm start` with a bad value exits 1 with one line naming the variable', async () => {
-    const proc = run('node_modules/.bin/tsx', ['src/main.ts'], childEnv({ ACK_TIMEOUT_MS: 'abc', PORT: '0', HOST: '127.0.0.1' }));
+    const proc = run(process.execPath, nodeArgsFor('src/main.ts'), childEnv({ ACK_TIMEOUT_MS: 'abc', PORT: '0', HOST: '127.0.0.1' }));
     const { code } = await proc.exited;
     expect(code).toBe(1);
     const lines = proc.stderr().trim().split('\n');
@@ -179,7 +180,7 @@ describe('configuration', () => {
   });
 
   it('`npm start` with PORT=0 listens on a free port, logs it, and exits 0 on SIGTERM', async () => {
-    const proc = run('node_modules/.bin/tsx', ['src/main.ts'], childEnv({ PORT: '0', HOST: '127.0.0.1', AUTH_SECRET: TEST_SECRET, SHUTDOWN_DRAIN_MS: '0' }));
+    const proc = run(process.execPath, nodeArgsFor('src/main.ts'), childEnv({ PORT: '0', HOST: '127.0.0.1', AUTH_SECRET: TEST_SECRET, SHUTDOWN_DRAIN_MS: '0' }));
     try {
       const listening = await vi.waitFor(
         () => {

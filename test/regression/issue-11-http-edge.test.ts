@@ -15,6 +15,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createRealtimeServer } from '../../src/server.ts';
 import type { AppRouter } from '../../src/transport/router.ts';
+import { nodeArgsFor } from '../support/built.ts';
 import { joined, trpcHttp } from '../support/helpers.ts';
 import { adminToken, gql } from '../support/graphql.ts';
 import { startTestApp, TEST_SECRET, type TestApp } from '../support/start-test-app.ts';
@@ -328,7 +329,8 @@ describe('issue #11 (6): service tokens are bound by their conversations claim',
     for (const query of Object.values(PUBLISH)) expect((await gql(t, query('anywhere'), { token: admin })).errors).toEqual([]);
 
     const root = join(import.meta.dirname, '..', '..');
-    const { stdout } = await promisify(execFile)(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'src', 'cli', 'token.ts'), '--user', 'billing', '--role', 'service'], {
+    const { stdout } = await promisify(execFile)(process.execPath, [...nodeArgsFor('src/cli/token.ts'), '--user', 'billing', '--role', 'service'], {
+      cwd: root,
       env: { PATH: process.env.PATH ?? '', AUTH_SECRET: TEST_SECRET },
     });
     const cliToken = stdout.trim();

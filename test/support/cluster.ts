@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { nodeArgsFor } from './built.ts';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { mintToken, type MintOptions } from '../../src/auth/tokens.ts';
@@ -13,8 +14,8 @@ export { startRedisCluster, type TestRedisCluster } from './redis-cluster.ts';
 export { REDIS_BACKENDS, useRedisBackend } from './redis-backends.ts';
 
 /**
- * Multi-process cluster tests: each node is a real `npm start` process (`node --import tsx
- * src/main.ts`) on 127.0.0.1 and an ephemeral port, found by reading its `listening` log line.
+ * Multi-process cluster tests: each node is a real server process (src/main.ts, from the run's
+ * build — see built.ts) on 127.0.0.1 and an ephemeral port, found by reading its `listening` log line.
  * `await using cluster = await startCluster({ nodes: 3, label: 'fanout' })` stops every node and
  * deletes the cluster's Redis keys, also when the test fails.
  */
@@ -100,7 +101,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<Cluster
     ...options.env,
   };
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, nodeArgsFor('src/main.ts'), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   const lines: string[] = [];
   const remember = (line: string) => {

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { envSchema } from '../../src/config.ts';
+import { nodeArgsFor } from './built.ts';
 
 /**
- * One of our scripts as its own process (`node --import tsx <script> …args`: what `npm start`,
- * `npm run token` and the CLIs run, without tsx's wrapper process), in its own process group,
+ * One of our scripts as its own process (what `npm start`, `npm run token` and the CLIs run —
+ * from the run's build, see built.ts, or `node --import tsx <script>`, without tsx's wrapper), in its own process group,
  * with exactly the configuration given — nothing the server or the CLIs read is inherited from
  * the test runner — and its output collected as it comes.
  */
@@ -21,7 +22,7 @@ export function scriptEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function runScript(script: string, args: string[], env: Record<string, string>, options: { timeoutMs?: number } = {}) {
-  return runProcess(process.execPath, ['--import', 'tsx', script, ...args], env, options);
+  return runProcess(process.execPath, [...nodeArgsFor(script), ...args], env, options);
 }
 
 /** Any command as runScript runs a script (`npm start`, `node dist/main.js`), from `cwd` (the project). */
