@@ -126,6 +126,14 @@ export const envSchema = z.object({
    * the token travels in connectionParams, not in a cookie a foreign page could ride on.
    */
   WS_ALLOWED_ORIGINS: z.string().optional(),
+  /**
+   * Browser origins allowed to call /trpc over HTTP and SSE from another origin (CORS;
+   * comma-separated exact origins such as https://app.example.com; none by default).
+   */
+  TRPC_CORS_ORIGINS: z
+    .string()
+    .optional()
+    .refine((list) => originList(list).every(isOrigin), 'must be comma-separated origins such as https://app.example.com (scheme, host and port only)'),
   /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: z.string().min(16, secretRule('must be at least 16 characters')).optional(),
   /**
@@ -205,6 +213,8 @@ export interface Config {
   adminMaxBodyBytes: number;
   adminCorsOrigins: string[];
   wsAllowedOrigins: string[];
+  /** TRPC_CORS_ORIGINS: origins whose pages may call /trpc over HTTP and SSE. */
+  trpcCorsOrigins: string[];
   metricsToken: string | undefined;
   redisKeyPrefix: string;
   clusterHeartbeatMs: number;
@@ -314,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminMaxBodyBytes: e.ADMIN_MAX_BODY_BYTES,
     adminCorsOrigins: (e.ADMIN_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    trpcCorsOrigins: originList(e.TRPC_CORS_ORIGINS),
     metricsToken: e.METRICS_TOKEN,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     clusterHeartbeatMs: e.CLUSTER_HEARTBEAT_MS,
@@ -388,5 +399,19 @@ function safeDecode(value: string): string {
     return decodeURIComponent(value);
   } catch {
     return value;
+  }
+}
+
+function originList(list: string | undefined): string[] {
+  return (list ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+}
+
+/** An origin as a browser sends it: http(s), a host, maybe a port — no path, no trailing slash. */
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === text;
+  } catch {
+    return false;
   }
 }

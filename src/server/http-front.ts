@@ -2,12 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { applyCors } from './cors.ts';
 
 /** A handler for one exact path (/graphql, /dashboard, /metrics, or an embedder's own). */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export interface HttpFrontOptions {
-  config: Pick<Config, 'wsAllowedOrigins' | 'httpHeadersTimeoutMs' | 'httpRequestTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'maxConnections'>;
+  config: Pick<Config, 'wsAllowedOrigins' | 'trpcCorsOrigins' | 'httpHeadersTimeoutMs' | 'httpRequestTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'maxConnections'>;
   log: Logger;
   /** A host server to attach to instead of creating one (it keeps its own settings). */
   existing: Server | undefined;
@@ -22,7 +23,8 @@ export interface HttpFrontOptions {
 export type HttpFront = ReturnType<typeof createHttpFront>;
 
 /**
- * The one port (CONTRACT §1): health and readiness, tRPC over HTTP, exact-path routes, and the
+ * The one port (CONTRACT §1): health and readiness, tRPC over HTTP (with CORS for the origins
+ * in TRPC_CORS_ORIGINS), exact-path routes, and the
  * WebSocket upgrade on /trpc (Origin checked against WS_ALLOWED_ORIGINS, refused while draining).
  * Creates the HTTP server with its timeouts and connection cap from configuration, or attaches to
  * a host server the way engine.io does: our paths first, every other request to the host's own
@@ -31,6 +33,7 @@ export type HttpFront = ReturnType<typeof createHttpFront>;
 export function createHttpFront(options: HttpFrontOptions) {
   const { config, log, existing, trpc, upgrade, clusterAvailable } = options;
   const routes = new Map<string, RouteHandler>();
+  const corsOrigins: ReadonlySet<string> = new Set(config.trpcCorsOrigins);
   let draining = false;
 
   /** Serves one request if it is ours; returns false to let a host server handle it. */
@@ -46,7 +49,7 @@ export function createHttpFront(options: HttpFrontOptions) {
       return true;
     }
     if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
-      trpc(req, res);
+      if (!applyCors(req, res, corsOrigins)) trpc(req, res);
       return true;
     }
     const route = routes.get(pathname);
