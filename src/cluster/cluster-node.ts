@@ -112,6 +112,12 @@ export class ClusterNode {
    * its heartbeats for that long as well — not merely for the TTL, which the outage alone spans.
    */
   private recovered: { until: number; extraMs: number } | null = null;
+  /**
+   * Since when heartbeats have been failing with Redis connected (a full Redis refuses the
+   * heartbeat's writes): the same for every node, so the first write that succeeds again is
+   * treated as the end of an outage of that length (`recovered`).
+   */
+  private failingSince: number | null = null;
   private readonly offUp: () => void;
   private readonly offDown: () => void;
   /** The node's last successful heartbeat (Redis time), for `nodes`. */
@@ -259,6 +265,10 @@ export class ClusterNode {
   private async beat(): Promise<void> {
     if (this.beating || this.closed || !this.options.redis.available) return;
     this.beating = true;
+    if (this.failingSince !== null) {
+      const now = Date.now();
+      this.recovered = { until: now + this.options.nodeTtlMs + this.options.heartbeatMs, extraMs: Math.max(this.recovered?.extraMs ?? 0, now - this.failingSince) };
+    }
     try {
       const info: NodeInfo = { nodeId: this.nodeId, startedAt: this.startedAt, ...this.options.describe() };
       const [added, now, claimed, generation] = await this.cmd.rtHeartbeat(
@@ -272,6 +282,10 @@ export class ClusterNode {
         randomUUID(),
       );
       this.lastHeartbeat = new Date(Number(now));
+      if (this.failingSince !== null) {
+        this.options.log.warn({ failedForMs: Date.now() - this.failingSince }, 'heartbeats work again');
+        this.failingSince = null;
+      }
       if (this.firstBeat && added === 0) {
         // A previous process with this NODE_ID died without being cleaned up yet: its entries
         // are ours by name but not by fact. Clean up after it before claiming anything.
@@ -296,7 +310,9 @@ export class ClusterNode {
       await this.options.onTick?.();
     } catch (error) {
       this.needsJoin = true;
-      this.options.log.warn({ err: error }, 'heartbeat failed');
+      // Once per failing stretch (a full Redis fails every beat): then once when it works again.
+      if (this.failingSince === null) this.options.log.warn({ err: error }, 'heartbeat failed');
+      this.failingSince ??= Date.now();
     } finally {
       this.beating = false;
     }

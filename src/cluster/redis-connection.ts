@@ -39,6 +39,8 @@ export class RedisConnections {
   /** The first connect failed and was logged (once); its success is then logged too. */
   private reportedUnreachable = false;
   private closed = false;
+  /** When a full Redis was last logged (one error line a minute). */
+  private fullReportedAt = 0;
   /** REDIS_URL as it may be logged (password masked). */
   private readonly where: string;
 
@@ -47,7 +49,7 @@ export class RedisConnections {
     this.where = `${redactUrl(resolved.url)}${resolved.cluster ? ' (Redis Cluster seed)' : ''}`;
     this.events = new Listeners((error) => log.error({ err: error }, 'redis listener failed'));
     this.clients = createRedisClients(resolved, name);
-    this.cmd = this.clients.cmd;
+    this.cmd = mappingStoreErrors(this.clients.cmd, () => this.reportFull());
     this.sub = this.clients.sub;
     this.probeOk = this.clients.probe === null;
     for (const client of [this.cmd, this.sub]) {
@@ -115,6 +117,14 @@ export class RedisConnections {
     });
   }
 
+  /** A command was refused because Redis is at maxmemory: one error line a minute. */
+  private reportFull(): void {
+    const now = Date.now();
+    if (now - this.fullReportedAt < 60_000) return;
+    this.fullReportedAt = now;
+    this.log.error({ redis: this.where }, 'Redis is full (OOM at maxmemory): writes are refused with a retryable SERVICE_UNAVAILABLE until it has room; raise maxmemory or find what fills it');
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
@@ -160,4 +170,43 @@ const PROBE_FAILURES_DOWN = 2;
 
 export function unavailable(): DomainError {
   return new DomainError('UNAVAILABLE', 'the cluster store (Redis) is unreachable; retry shortly', 1000);
+}
+
+/** A Redis at `maxmemory` under `noeviction` refuses writes with this reply. */
+function isOutOfMemory(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('OOM ');
+}
+
+export function storeFull(): DomainError {
+  return new DomainError('UNAVAILABLE', 'the cluster store (Redis) is full (maxmemory); retry shortly', 1000);
+}
+
+/**
+ * `client` with every command's OOM refusal turned into a retryable UNAVAILABLE (`storeFull`)
+ * instead of an unknown error the transports answer with a 500. A full Redis is an outage of
+ * writes, not a bug: the caller can retry, and the operator is told once a minute (`onFull`).
+ * Only promises are touched; everything else (events, status, pipelines) is the client's own.
+ */
+function mappingStoreErrors(client: RedisClient, onFull: () => void): RedisClient {
+  const mapped = new Map<PropertyKey, unknown>();
+  return new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      let wrapper = mapped.get(property);
+      if (wrapper === undefined) {
+        wrapper = function (this: unknown, ...args: unknown[]) {
+          const result: unknown = (Reflect.get(target, property, target) as (...a: unknown[]) => unknown).apply(target, args);
+          if (!(result instanceof Promise)) return result;
+          return result.catch((error: unknown) => {
+            if (!isOutOfMemory(error)) throw error;
+            onFull();
+            throw storeFull();
+          });
+        };
+        mapped.set(property, wrapper);
+      }
+      return wrapper;
+    },
+  });
 }
