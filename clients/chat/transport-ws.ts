@@ -48,7 +48,8 @@ function showsAccepted(data: string): boolean {
 
 export type WebSocketTransport = ChatTransport & { link: TRPCLink<AppRouter> };
 
-export function webSocketTransport(options: TransportOptions, hooks: TransportHooks, clientId: string | null, onFirstSocket?: (ws: WebSocket) => void): WebSocketTransport {
+/** `onSocket` is told of every socket as it is made (auto watches them until it has decided). */
+export function webSocketTransport(options: TransportOptions, hooks: TransportHooks, clientId: string | null, onSocket?: (ws: WebSocket) => void): WebSocketTransport {
   const BaseWebSocket: WebSocketClass | undefined = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
   if (!BaseWebSocket) throw new TypeError('the chat client needs a WebSocket class: pass `WebSocket` (e.g. from the `ws` package), use a runtime that has one, or `transport: \'sse\'`');
   /**
@@ -59,7 +60,6 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
    */
   let refusal: TRPCClientError<AppRouter> | null = null;
   const budget = new FrameBudget(options.maxFrameBytes ?? DEFAULT_FRAME_BYTES);
-  let firstSocket = true;
   let lastUrl: string | undefined;
   /**
    * The socket (its number) whose acceptance the state 'connected' stands for, until it closes
@@ -74,10 +74,7 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
       super(...args);
       budget.socket = this;
       const number = ++sockets;
-      if (firstSocket) {
-        firstSocket = false;
-        onFirstSocket?.(this);
-      }
+      onSocket?.(this);
       /** What went wrong with this socket, for the state: `ws` gives the cause (ECONNREFUSED…), browsers nothing. */
       let failure: Error | null = null;
       /** The server accepted this socket's token / refused this socket (an `id: null` error first). */
