@@ -1,9 +1,11 @@
 import { createServer, type AddressInfo } from 'node:net';
+import type { TRPCClientError } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
-import { createChatClient, NotConnectedError, type ChatClient, type ConnectionState } from '../clients/chat/index.ts';
+import { WebSocket as NodeWebSocket } from 'ws';
+import { createChatClient, NotConnectedError, type AppRouter, type ChatClient, type ConnectionState, type WebSocketClass } from '../clients/chat/index.ts';
 import { joined } from './support/helpers.ts';
 import { startTestApp, TEST_SECRET } from './support/start-test-app.ts';
-import { dropConnections } from './support/wait.ts';
+import { dropConnections, waitUntil } from './support/wait.ts';
 import { mintToken } from '../src/auth/tokens.ts';
 
 /**
@@ -119,6 +121,93 @@ describe('connection state', () => {
       }
     });
   }
+});
+
+describe("connected means the server accepted the token (WebSocket)", () => {
+  /** Every state the client goes through, from its first. */
+  function recordStates(chat: ChatClient): ConnectionState[] {
+    const seen = [chat.state];
+    chat.onState((state) => seen.push(state));
+    return seen;
+  }
+
+  it.each([
+    ['signed with another secret', () => mintToken('another-secret-that-is-at-least-32-characters', { userId: 'mallory', conversations: ['*'] })],
+    ['expired', () => mintToken(TEST_SECRET, { userId: 'mallory', conversations: ['*'], expiresIn: -60 })],
+  ] as const)('a token %s: never connected, closed with the UNAUTHORIZED error', async (_, token) => {
+    await using t = await startTestApp();
+    const chat = createChatClient({ url: t.wsUrl, token: await token(), retryDelayMs: () => 20 });
+    const seen = recordStates(chat);
+    try {
+      const closed = await stateWhere(chat, (s) => s.status === 'closed');
+      expect(seen.map((s) => s.status)).not.toContain('connected');
+      expect((closed.error as TRPCClientError<AppRouter> | null)?.data?.code).toBe('UNAUTHORIZED');
+      expect(closed.transport).toBe('websocket');
+    } finally {
+      await chat.close();
+    }
+  });
+
+  it('a good token: connected once per socket, each time after the server authenticated it, across a drop and a reconnect', async () => {
+    await using t = await startTestApp();
+    const { registry } = t.app.service;
+    const chat = await t.client('alice');
+    const seen = recordStates(chat);
+    /** At each `connected`: the server's connections of alice then, and a call made right then. */
+    const atConnected: Array<{ connections: string[]; call: Promise<unknown> }> = [];
+    chat.onState((state) => {
+      if (state.status !== 'connected') return;
+      atConnected.push({ connections: [...registry.userConnections('alice')], call: chat.trpc.conversation.mine.query().then((rooms) => rooms, (error: unknown) => error) });
+    });
+    await stateWhere(chat, (s) => s.status === 'connected');
+    expect(atConnected).toHaveLength(1);
+    const [first] = atConnected[0]!.connections;
+    expect(first).toBeDefined(); // the server had authenticated the socket when the client said connected
+    expect(await atConnected[0]!.call).toEqual([]);
+
+    const dropped = await dropConnections(t, 'alice');
+    expect(dropped).toEqual([first]);
+    await stateWhere(chat, (s) => s.status === 'reconnecting');
+    await stateWhere(chat, (s) => s.status === 'connected');
+    expect(atConnected).toHaveLength(2);
+    expect(atConnected[1]!.connections).toHaveLength(1);
+    expect(atConnected[1]!.connections).not.toContain(first); // the new socket's, authenticated
+    expect(await atConnected[1]!.call).toEqual([]);
+    // One `connected` per socket: none between the drop and the new socket's authentication.
+    const statuses = seen.map((s) => s.status);
+    expect(statuses.filter((s) => s === 'connected')).toHaveLength(2);
+    expect(statuses.filter((s, i) => s !== statuses[i - 1])).toEqual(['connecting', 'connected', 'reconnecting', 'connected']);
+  });
+
+  it('a server-asked reconnect (token refresh) stays connected: the old socket closes once the new one serves', async () => {
+    await using t = await startTestApp();
+    const sockets: NodeWebSocket[] = [];
+    const closedSockets = new Set<NodeWebSocket>();
+    class RecordingWebSocket extends NodeWebSocket {
+      constructor(...args: ConstructorParameters<typeof NodeWebSocket>) {
+        super(...args);
+        sockets.push(this);
+        this.addEventListener('close', () => closedSockets.add(this));
+      }
+    }
+    // Each token lives 2 s: at its expiry the server asks for a new socket with a fresh one.
+    const chat = createChatClient({
+      url: t.wsUrl,
+      token: () => mintToken(TEST_SECRET, { userId: 'alice', conversations: ['*'], expiresIn: 2 }),
+      WebSocket: RecordingWebSocket as unknown as WebSocketClass,
+    });
+    try {
+      const seen = recordStates(chat);
+      await stateWhere(chat, (s) => s.status === 'connected');
+      // The move is over once the client has seen its first socket close.
+      await waitUntil(() => sockets[0] !== undefined && closedSockets.has(sockets[0]), { timeoutMs: 10_000, what: 'the first socket to close' });
+      expect(sockets.length).toBeGreaterThanOrEqual(2);
+      expect(await chat.trpc.conversation.mine.query()).toEqual([]);
+      expect(seen.map((s) => s.status)).toEqual(['connecting', 'connected']);
+    } finally {
+      await chat.close();
+    }
+  });
 });
 
 describe('send with ack: report', () => {

@@ -6,7 +6,8 @@ import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { createChatClient, type AppRouter, type ChatClient, type RoomEvent } from '../clients/chat/index.ts';
 import { errorOf } from './support/helpers.ts';
-import { startTestApp, type TestApp } from './support/start-test-app.ts';
+import { mintToken } from '../src/auth/tokens.ts';
+import { startTestApp, TEST_SECRET, type TestApp } from './support/start-test-app.ts';
 import { bodies, dropConnections, firstOutOfOrder, joinLogged, waitUntil, type RecordedEvent } from './support/wait.ts';
 
 /**
@@ -516,6 +517,48 @@ describe("the typed chat client on 'auto'", () => {
     } finally {
       await alice.close();
       await front.close();
+    }
+  });
+
+  it('keeps to the WebSocket while the server is unreachable (a restart), and uses it once the server is up', async () => {
+    // A port that was just free: nothing listens there until the server starts on it.
+    const reserved = createServer();
+    await new Promise<void>((resolve) => reserved.listen(0, '127.0.0.1', resolve));
+    const { port } = reserved.address() as AddressInfo;
+    await new Promise((resolve) => reserved.close(resolve));
+    const alice = createChatClient({
+      url: `ws://127.0.0.1:${port}/trpc`,
+      transport: 'auto',
+      autoFallbackMs: 50,
+      retryDelayMs: () => 50,
+      token: await mintToken(TEST_SECRET, { userId: 'alice', conversations: ['*'] }),
+    });
+    try {
+      const refusals: string[] = [];
+      alice.onState((s) => void (s.error && refusals.push(s.error.message)));
+      // Three refused sockets take at least two retry delays: past autoFallbackMs as well.
+      await waitUntil(() => refusals.length >= 3 || alice.transport !== undefined, { what: 'three refused WebSockets' });
+      expect(alice.transport).toBeUndefined(); // still undecided: not SSE for an unreachable server
+      expect(refusals.every((message) => /ECONNREFUSED/.test(message))).toBe(true);
+      expect(alice.state).toMatchObject({ status: 'connecting', transport: undefined });
+
+      await using t = await startTestApp(SSE, { port });
+      await waitUntil(() => alice.state.status === 'connected', { what: 'alice to connect' });
+      expect(alice.state).toEqual({ status: 'connected', transport: 'websocket', error: null });
+      expect(alice.transport).toBe('websocket');
+      const a = joinLogged(alice, 'room');
+      await a.conversation.started;
+      const bob = await t.client('bob');
+      const b = joinLogged(bob, 'room');
+      await b.conversation.started;
+      await alice.send('room', 'from alice');
+      await bob.send('room', 'from bob');
+      await waitUntil(() => bodies(a.log).includes('from bob') && bodies(b.log).includes('from alice'), { what: 'both messages' });
+      const streams = [...t.app.service.registry.userConnections('alice')].map((id) => t.app.service.connection(id)?.transport);
+      expect(streams).toEqual(['websocket']);
+      await alice.close(); // before the server goes
+    } finally {
+      await alice.close();
     }
   });
 

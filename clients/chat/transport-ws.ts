@@ -1,9 +1,10 @@
 /**
  * The WebSocket transport: one socket for everything (wsLink), so the server knows the sending
  * connection. A frame budget keeps frames under MAX_FRAME_BYTES, the server's connection-level
- * refusals are read off the socket, and the socket's open/close/error events are the client's
- * connection state. The WebSocket class is injected (`ws` in Node, the platform's in browsers):
- * this module imports no Node built-in.
+ * refusals are read off the socket, and each socket's life is the client's connection state:
+ * connected once the server has accepted its token (see AUTH_PROBE), down when it closes.
+ * The WebSocket class is injected (`ws` in Node, the platform's in browsers): this module
+ * imports no Node built-in.
  */
 import { createTRPCClient, createWSClient, TRPCClientError, wsLink, type TRPCLink } from '@trpc/client';
 import superjson from 'superjson';
@@ -13,9 +14,42 @@ import { checkedUrl, DEFAULT_FRAME_BYTES, resolveUrl, sizeOf, wsUrlOf, type Chat
 
 const defaultRetry = (attempt: number) => (attempt === 0 ? 0 : Math.min(250 * 2 ** (attempt - 1), 5000));
 
+/**
+ * A socket is open before the server has looked at its token: the stock client sends
+ * `connectionParams` after 'open', the server checks the token asynchronously and, when it is
+ * bad, answers `{"id":null,"error":…}` and closes. PING is answered in any phase, and tRPC's
+ * protocol has no "accepted" message. So, right after its connectionParams, every socket carries
+ * this one plain query (the server runs no call before authentication, and answers it — or any
+ * call — only once the token is accepted; a refused socket gets the `id: null` refusal first).
+ * It goes on the socket itself, not through the wsClient: no request of the client's is made,
+ * nothing waits for it, no call of the application's can fail or time out with it, it leaves no
+ * trace when the socket closes first, and it is its own small frame outside the frame budget.
+ * Its string id never matches the wsClient's numeric ones, which ignores its answer. Its cost on
+ * the server: the user's room list and those rooms' member lists, once per connection.
+ */
+const AUTH_PROBE_ID = 'chat-client:accepted?';
+const AUTH_PROBE = JSON.stringify({ id: AUTH_PROBE_ID, method: 'query', params: { path: 'conversation.mine' } });
+const CONNECTION_PARAMS_PREFIX = '{"method":"connectionParams"';
+
+/**
+ * Whether a frame shows the server accepted the socket's token: an answer to AUTH_PROBE, or any
+ * result (a call's, a subscription's `started` or data). An error answer to another call does
+ * not count: a request the server cannot parse is answered in any phase.
+ */
+function showsAccepted(data: string): boolean {
+  if (!data.startsWith('{"id":') || data.startsWith('{"id":null')) return false;
+  try {
+    const frame = JSON.parse(data) as { id?: unknown; result?: unknown };
+    return frame.id === AUTH_PROBE_ID || frame.result !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export type WebSocketTransport = ChatTransport & { link: TRPCLink<AppRouter> };
 
-export function webSocketTransport(options: TransportOptions, hooks: TransportHooks, clientId: string | null, onFirstSocket?: (ws: WebSocket) => void): WebSocketTransport {
+/** `onSocket` is told of every socket as it is made (auto watches them until it has decided). */
+export function webSocketTransport(options: TransportOptions, hooks: TransportHooks, clientId: string | null, onSocket?: (ws: WebSocket) => void): WebSocketTransport {
   const BaseWebSocket: WebSocketClass | undefined = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
   if (!BaseWebSocket) throw new TypeError('the chat client needs a WebSocket class: pass `WebSocket` (e.g. from the `ws` package), use a runtime that has one, or `transport: \'sse\'`');
   /**
@@ -26,22 +60,27 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
    */
   let refusal: TRPCClientError<AppRouter> | null = null;
   const budget = new FrameBudget(options.maxFrameBytes ?? DEFAULT_FRAME_BYTES);
-  let firstSocket = true;
   let lastUrl: string | undefined;
+  /**
+   * The socket (its number) whose acceptance the state 'connected' stands for, until it closes
+   * (0: none): the newest one, or — while a server-asked reconnect (token refresh, drain) opens
+   * its successor — the old one, which still serves calls. Its close is then a loss unless the
+   * successor is open (calls go there; it becomes connected when accepted, or is refused).
+   */
+  let connectedSocket = 0;
+  let sockets = 0;
   class ObservedWebSocket extends (BaseWebSocket as typeof WebSocket) {
     constructor(...args: ConstructorParameters<typeof WebSocket>) {
       super(...args);
       budget.socket = this;
-      if (firstSocket) {
-        firstSocket = false;
-        onFirstSocket?.(this);
-      }
+      const number = ++sockets;
+      onSocket?.(this);
       /** What went wrong with this socket, for the state: `ws` gives the cause (ECONNREFUSED…), browsers nothing. */
       let failure: Error | null = null;
-      this.addEventListener('open', () => {
-        budget.changed();
-        if (budget.socket === this) hooks.state('connected', null);
-      });
+      /** The server accepted this socket's token / refused this socket (an `id: null` error first). */
+      let accepted = false;
+      let refusedHere = false;
+      this.addEventListener('open', () => budget.changed());
       this.addEventListener('error', (event: Event) => {
         const cause = (event as Event & { error?: unknown; message?: unknown }).error;
         const message = (event as Event & { message?: unknown }).message;
@@ -49,7 +88,10 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
       });
       this.addEventListener('close', (event: CloseEvent) => {
         budget.changed();
-        if (hooks.isClosed() || budget.socket !== this) return;
+        const heldState = connectedSocket === number;
+        if (heldState) connectedSocket = 0;
+        if (hooks.isClosed()) return;
+        if (budget.socket !== this && (!heldState || budget.socket?.readyState === 1)) return; // not the current socket, nor a loss
         const reason = failure ?? new Error(`WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`);
         if (!shouldReconnect(event.code)) return; // terminal: closedForGood says it (onClose below)
         hooks.state('down', reason);
@@ -58,6 +100,7 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
         const data: unknown = event.data;
         if (typeof data !== 'string') return;
         if (data.startsWith('{"id":null,"error"')) {
+          if (!accepted) refusedHere = true; // the server answers nothing else before it
           try {
             refusal = TRPCClientError.from({ error: superjson.deserialize((JSON.parse(data) as { error: Parameters<typeof superjson.deserialize>[0] }).error) });
           } catch {
@@ -65,15 +108,25 @@ export function webSocketTransport(options: TransportOptions, hooks: TransportHo
           }
           // Refused for good: say so once and stop, rather than reconnect with the same token.
           if (refusal.data?.code === 'UNAUTHORIZED') hooks.refused(refusal);
-        } else if (refusal && data.startsWith('{"id":')) {
-          refusal = null; // answered normally again
+        } else {
+          if (refusal && data.startsWith('{"id":')) refusal = null; // answered normally again
+          if (!accepted && !refusedHere && showsAccepted(data)) {
+            accepted = true;
+            // Only the newest socket speaks for the state (an older one is being replaced).
+            if (budget.socket === this && !hooks.isClosed()) {
+              connectedSocket = number;
+              hooks.state('connected', null);
+            }
+          }
         }
       });
     }
 
     override send(data: Parameters<WebSocket['send']>[0]): void {
       super.send(data);
-      if (data !== 'PING' && data !== 'PONG') budget.sent();
+      if (data === 'PING' || data === 'PONG') return;
+      budget.sent();
+      if (typeof data === 'string' && data.startsWith(CONNECTION_PARAMS_PREFIX)) super.send(AUTH_PROBE);
     }
   }
 

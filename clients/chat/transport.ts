@@ -4,19 +4,21 @@
  *
  *   websocket  transport-ws.ts: one socket for everything (wsLink).
  *   sse        transport-sse.ts: events over Server-Sent Events, calls over HTTP.
- *   auto       here: WebSocket first; when the first socket cannot open (refused, closed before
- *              it opened, or not open within `autoFallbackMs`), SSE for the rest of the client's
- *              life. A deferring link holds calls until the choice is made.
+ *   auto       transport-auto.ts: WebSocket first; SSE for the rest of the client's life only
+ *              when the server answers over HTTP while its WebSocket cannot open (refused, closed
+ *              before it opened, or not open within `autoFallbackMs`); a server that is merely
+ *              unreachable keeps the client trying the WebSocket. A deferring link holds calls
+ *              until the choice is made.
  *
  * Each transport reports its connection state through `hooks.state` ('connected', or 'down' with
  * the error); the client turns that into connecting / connected / reconnecting / closed.
  */
-import { createTRPCClient, TRPCClientError, type OperationLink, type TRPCClient, type TRPCLink } from '@trpc/client';
-import { observable, type Unsubscribable } from '@trpc/server/observable';
+import type { TRPCClient, TRPCClientError } from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../../src/transport/router.ts';
 import { webSocketTransport } from './transport-ws.ts';
 import { sseTransport } from './transport-sse.ts';
+import { autoTransport } from './transport-auto.ts';
 
 export type TransportKind = 'websocket' | 'sse';
 
@@ -33,10 +35,18 @@ export interface TransportOptions {
   /**
    * `websocket` (default): one WebSocket. `sse`: events over Server-Sent Events (one stream per
    * joined conversation), calls over HTTP. `auto`: WebSocket, or SSE for the client's life when
-   * the first WebSocket cannot open (see `autoFallbackMs`); `client.transport` says which.
+   * the server answers over HTTP but its WebSocket cannot open (refused, closed before it opened,
+   * or not open within `autoFallbackMs`); while the server is unreachable altogether (say, it is
+   * restarting) the client keeps trying the WebSocket. `client.transport` says which.
    */
   transport?: 'websocket' | 'sse' | 'auto';
-  /** `auto`: how long the first WebSocket may take to open before the client uses SSE (default 3000). */
+  /**
+   * `auto`: how long a WebSocket may take to open (default 3000) before the client asks the
+   * server's /trpc URL over HTTP (a HEAD) — as it does when a WebSocket fails: any answer but a
+   * gateway's 502/503/504 (while the socket still hangs, or before and after the failed socket)
+   * means SSE; a network error, no answer within this time or such a status means unreachable:
+   * the client keeps trying the WebSocket (transport-auto.ts).
+   */
   autoFallbackMs?: number;
   /** WebSocket reconnect back-off (default: 0, then 250 ms doubling up to 5 s); SSE streams use the server's `retry`. */
   retryDelayMs?: (attempt: number) => number;
@@ -150,106 +160,11 @@ export function randomId(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-function randomClientId(): string {
+export function randomClientId(): string {
   return randomId().replaceAll('-', '');
 }
 
 /** A call's size on the wire, give or take its envelope. */
 export function sizeOf(input: unknown, encoder: TextEncoder): number {
   return 160 + (input === null || input === undefined ? 0 : encoder.encode(JSON.stringify(superjson.serialize(input))).length);
-}
-
-function autoTransport(options: TransportOptions, hooks: TransportHooks): ChatTransport {
-  const clientId = randomClientId();
-  let chosen: ChatTransport | null = null;
-  let decide!: (outcome: 'websocket' | 'sse' | 'closed') => void;
-  const decided = new Promise<'websocket' | 'sse' | 'closed'>((resolve) => (decide = resolve));
-  let probe: WebSocket | null = null;
-  // The WebSocket's state counts once it is chosen; before, its failures show as 'connecting'.
-  let wsLatest: [status: 'connected' | 'down', error: Error | null] | null = null;
-  const ws = webSocketTransport(options, {
-    ...hooks,
-    state(status, error) {
-      wsLatest = [status, error];
-      if (chosen === ws) hooks.state(status, error);
-      else if (chosen === null && status === 'down') hooks.state('down', error);
-    },
-  }, clientId, (socket) => {
-    probe = socket;
-    socket.addEventListener('open', () => decide('websocket'));
-    socket.addEventListener('close', () => decide('sse'));
-  });
-  const timer = setTimeout(() => decide('sse'), options.autoFallbackMs ?? 3000);
-  const choice = decided.then((outcome): { transport: ChatTransport; links: TRPCLink<AppRouter>[] } => {
-    clearTimeout(timer);
-    if (outcome === 'websocket') {
-      chosen = ws;
-      hooks.kindChanged?.();
-      if (wsLatest) hooks.state(...wsLatest);
-      return { transport: ws, links: [ws.link] };
-    }
-    // No WebSocket: stop trying it — the socket still opening too — and use SSE from now on.
-    void ws.close().catch(() => undefined);
-    (probe as WebSocket | null)?.close();
-    if (outcome === 'closed') throw new Error('the chat client is closed');
-    const sse = sseTransport(options, hooks, clientId);
-    chosen = sse;
-    hooks.kindChanged?.();
-    return { transport: sse, links: sse.links };
-  });
-  choice.catch(() => undefined);
-  const trpc = createTRPCClient<AppRouter>({ links: [deferredLink(choice.then((c) => c.links))] });
-  return {
-    trpc,
-    get kind() {
-      return chosen?.kind;
-    },
-    clientId,
-    get url() {
-      return chosen?.url ?? ws.url;
-    },
-    async admit(input) {
-      return (chosen ?? (await choice).transport).admit(input);
-    },
-    explain: (error) => (chosen ? chosen.explain(error) : error),
-    async close() {
-      decide('closed'); // calls still held fail as closed
-      await choice.catch(() => undefined);
-      await chosen?.close();
-    },
-  };
-}
-
-/**
- * A link that holds every operation until `chain` is known, then runs it through that chain
- * (which ends in a terminating link). Keeps `client.trpc` usable before `auto` has decided.
- */
-function deferredLink(chain: Promise<TRPCLink<AppRouter>[]>): TRPCLink<AppRouter> {
-  return (runtime) => {
-    let ready: OperationLink<AppRouter> | null = null;
-    const readying = chain.then((links) => (ready = compose(links.map((link) => link(runtime)))));
-    return ({ op }) =>
-      observable((observer) => {
-        let subscription: Unsubscribable | null = null;
-        let cancelled = false;
-        const start = (run: OperationLink<AppRouter>) => {
-          if (!cancelled) subscription = run({ op, next: () => { throw new Error('unreachable: the chain ends in a terminating link'); } }).subscribe(observer);
-        };
-        if (ready) start(ready);
-        else readying.then(start, (error: unknown) => observer.error(TRPCClientError.from(error instanceof Error ? error : new Error(String(error)))));
-        return () => {
-          cancelled = true;
-          subscription?.unsubscribe();
-        };
-      });
-  };
-}
-
-/** Operation links as one: each one's `next` is the following one. */
-function compose(links: OperationLink<AppRouter>[]): OperationLink<AppRouter> {
-  return ({ op }) => {
-    const run = (index: number, current: typeof op): ReturnType<OperationLink<AppRouter>> =>
-      links[index]!({ op: current, next: (nextOp) => run(index + 1, nextOp) });
-    return run(0, op);
-  };
 }

@@ -16,10 +16,10 @@ export interface TestApp extends AsyncDisposable {
 }
 
 /**
- * The real server on 127.0.0.1:0 with short timeouts, returned as an AsyncDisposable:
- * `await using t = await startTestApp({ ackTimeoutMs: 300 })`.
+ * The real server on 127.0.0.1:0 (or `listen.port`) with short timeouts, returned as an
+ * AsyncDisposable: `await using t = await startTestApp({ ackTimeoutMs: 300 })`.
  */
-export async function startTestApp(options: RealtimeServerOptions = {}): Promise<TestApp> {
+export async function startTestApp(options: RealtimeServerOptions = {}, listen: { port?: number } = {}): Promise<TestApp> {
   const app = createRealtimeServer({
     authSecret: TEST_SECRET,
     presenceGraceMs: 0,
@@ -30,7 +30,7 @@ export async function startTestApp(options: RealtimeServerOptions = {}): Promise
     env: { LOG_LEVEL: 'silent' },
     ...options,
   });
-  const { port } = await app.listen(0, '127.0.0.1');
+  const { port } = await app.listen(listen.port ?? 0, '127.0.0.1');
   const baseUrl = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/trpc`;
   const clients: ChatClient[] = [];
