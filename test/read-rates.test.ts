@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import type { AppRouter } from '../src/transport/router.ts';
-import { joined } from './support/helpers.ts';
+import { joined, rawClient, type RawFrameClient } from './support/helpers.ts';
 import { startTestApp, type TestApp } from './support/start-test-app.ts';
 
 /**
@@ -134,6 +134,40 @@ describe('read rates (READ_RATE_PER_SEC)', () => {
     // chat.presence() walks its pages the same way (waiting too, should its page be refused).
     expect((await reader.presence('big')).length).toBe(102);
     expect(errors).toEqual([]);
+  });
+
+  it('a presence read costs by the room it read, whatever its limit: pages of one in a room of 250 run the bucket into debt', async () => {
+    // Presence batched as in production: 250 joins are a few diffs, not 31,000 single events.
+    await using t = await startTestApp({ readRatePerSec: 1, readRateBurst: 1, presenceBatchMs: 50 });
+    // 250 members on bare sockets (cheaper than typed clients): each opens, authenticates, joins.
+    const sockets: RawFrameClient[] = [];
+    try {
+      for (let i = 0; i < 250; i += 50) {
+        const batch = await Promise.all(
+          Array.from({ length: 50 }, async (_, k) => {
+            const socket = rawClient(`${t.wsUrl}?connectionParams=1`);
+            await socket.opened;
+            socket.send({ method: 'connectionParams', data: { token: await t.token(`m${i + k}`) } });
+            socket.send({ id: 1, method: 'subscription', params: { path: 'conversation.events', input: { json: { conversationId: 'big' } } } });
+            await socket.waitFor((f) => (f as { result?: { type?: string } }).result?.type === 'started', 10_000);
+            return socket;
+          }),
+        );
+        sockets.push(...batch);
+      }
+      const reader = stockHttp(t, await t.token('reader'));
+      const page = () => reader.conversation.presence.query({ conversationId: 'big', limit: 1 });
+      // 1 before + 1 after (250 members) = 2 a page, from a bucket of 1: served, and 1 in debt —
+      // a page of one member costs what a page of 250 does.
+      const first = await page();
+      expect([first.memberCount, first.members.length]).toEqual([250, 1]);
+      const refusal = rateRefusal((await Promise.allSettled([page()]))[0]!);
+      expect(refusal).not.toBeNull();
+      // A wait for one token at 1 a second is at most 1,000 ms; this one pays the debt first.
+      expect(refusal!.retryAfterMs).toBeGreaterThan(1000);
+    } finally {
+      for (const socket of sockets) socket.ws.close();
+    }
   });
 
   it('READ_RATE_PER_SEC and READ_RATE_BURST are validated like the other rates, defaults 100 and 1000', () => {
