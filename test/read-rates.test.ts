@@ -136,6 +136,22 @@ describe('read rates (READ_RATE_PER_SEC)', () => {
     expect(errors).toEqual([]);
   });
 
+  it('the typed client: a delivery report read with deliveryStatus waits a refusal out and resolves', async () => {
+    await using t = await startTestApp({ readRatePerSec: 1, readRateBurst: 1, ackTimeoutMs: 300 });
+    const alice = await t.client('alice');
+    const bob = await t.client('bob', { autoAck: false });
+    const b = await joined(bob, 'outside');
+    const bobGot = b.next('message');
+    // Alice's one token goes on a history page: the report's first deliveryStatus read is refused.
+    await alice.history('outside', { limit: 25 });
+    const refusalsBefore = await tooManyRequests(t);
+    // Alice never joined: her report can only come from deliveryStatus.
+    const { messageId, report } = await alice.send('outside', 'from outside', { ack: true });
+    await bobGot;
+    expect(await report).toMatchObject({ messageId, status: 'failed', expected: ['bob'], missing: ['bob'] });
+    expect(await tooManyRequests(t), 'a deliveryStatus read was refused on the way').toBeGreaterThan(refusalsBefore);
+  });
+
   it('a presence read costs by the room it read, whatever its limit: pages of one in a room of 250 run the bucket into debt', async () => {
     // Presence batched as in production: 250 joins are a few diffs, not 31,000 single events.
     await using t = await startTestApp({ readRatePerSec: 1, readRateBurst: 1, presenceBatchMs: 50 });
