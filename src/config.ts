@@ -67,6 +67,12 @@ export const envSchema = z.object({
   SUBSCRIBE_RATE_PER_SEC: int(1).default(20),
   SUBSCRIBE_RATE_BURST: int(1).default(200),
   /**
+   * Per-user tokens a second (and burst) for the read procedures — history, presence, mine,
+   * deliveryStatus — a read costing tokens by its size (service/read-rates.ts).
+   */
+  READ_RATE_PER_SEC: int(1).default(100),
+  READ_RATE_BURST: int(1).default(1000),
+  /**
    * What empty rooms leave behind, node-wide: histories of rooms without members (count and
    * bytes), and idempotency keys and finished delivery reports (count each). Oldest evicted first.
    */
@@ -191,6 +197,8 @@ export interface Config {
   maxUnauthenticatedSockets: number;
   subscribeRatePerSec: number;
   subscribeRateBurst: number;
+  readRatePerSec: number;
+  readRateBurst: number;
   maxRetainedRooms: number;
   maxRetainedHistoryBytes: number;
   maxRetainedRecords: number;
@@ -305,6 +313,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxUnauthenticatedSockets: e.MAX_UNAUTHENTICATED_SOCKETS,
     subscribeRatePerSec: e.SUBSCRIBE_RATE_PER_SEC,
     subscribeRateBurst: e.SUBSCRIBE_RATE_BURST,
+    readRatePerSec: e.READ_RATE_PER_SEC,
+    readRateBurst: e.READ_RATE_BURST,
     maxRetainedRooms: e.MAX_RETAINED_ROOMS,
     maxRetainedHistoryBytes: e.MAX_RETAINED_HISTORY_BYTES,
     maxRetainedRecords: e.MAX_RETAINED_RECORDS,

@@ -26,6 +26,7 @@ import { createConnection, type Lifecycle } from './state.ts';
 import { createSends, isConnectionError } from './sends.ts';
 import { joinConversation } from './conversation.ts';
 import { createAckBatcher, DEFAULT_ACK_BATCH_MS } from './ack-batcher.ts';
+import { retryAfterOf, waitOut } from './retry-after.ts';
 
 export * from './types.ts';
 
@@ -153,7 +154,16 @@ export function createChatClient(options: ChatClientOptions): ChatClient {
     presence: async (conversationId) => {
       const members: MemberPresence[] = [];
       for (let after: string | undefined; ; ) {
-        const page = await gated(null, (signal) => trpc.conversation.presence.query({ conversationId, ...(after !== undefined && { after }) }, { signal })).catch((e: unknown) => Promise.reject(explain(e)));
+        const input = { conversationId, ...(after !== undefined && { after }) };
+        // A page refused under the read rate is asked again after the wait it names: the walk
+        // completes at the server's pace rather than failing halfway with the pages read so far.
+        const page = await gated(null, (signal) => trpc.conversation.presence.query(input, { signal })).catch(async (e: unknown) => {
+          const wait = retryAfterOf(e);
+          if (wait === undefined || life.closed) throw explain(e);
+          await waitOut(wait);
+          return null;
+        });
+        if (page === null) continue;
         members.push(...page.members);
         if (page.next === null) return members;
         after = page.next;

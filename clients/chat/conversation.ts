@@ -10,6 +10,7 @@ import type { RoomEvent } from '../../src/domain/types.ts';
 import type { HistoryPage } from '../../src/service/scrollback.ts';
 import type { ChatTransport } from './transport.ts';
 import { PresenceModel } from './presence-model.ts';
+import { retryAfterOf } from './retry-after.ts';
 import type { Conversation, HistoryOptions, JoinOptions } from './types.ts';
 import type { Connection, Lifecycle } from './state.ts';
 import type { Sends } from './sends.ts';
@@ -74,9 +75,8 @@ export function joinConversation(deps: JoinDeps, conversationId: string, joinOpt
   // after the wait the server names, from where the stream stands.
   let retryTimer: ReturnType<typeof setTimeout> | null = null;
   const retryOrFail = (error: TRPCClientError<AppRouter>) => {
-    const data: unknown = error.data;
-    const wait = typeof data === 'object' && data !== null && 'retryAfterMs' in data ? data.retryAfterMs : undefined;
-    if (typeof wait !== 'number' || done || life.closed) return fail(explain(error));
+    const wait = retryAfterOf(error);
+    if (wait === undefined || done || life.closed) return fail(explain(error));
     retryTimer = setTimeout(() => {
       retryTimer = null;
       if (!done && !life.closed) subscription = subscribe(lastEventId);

@@ -91,4 +91,34 @@ describe('PresenceModel', () => {
     model.apply(joined('c'));
     expect(model.view.members.get('c')?.typing).toBe(false); // leaving turned it off
   });
+
+  it('waits out a page refused with retryAfterMs and asks for the same page again, however often, and ends complete', async () => {
+    const asked: Array<string | undefined> = [];
+    const refusedFor = new Map<string, number>();
+    const errors: unknown[] = [];
+    const tooMany = () => Object.assign(new Error('too many reads; retry in 1 ms (READ_RATE_PER_SEC)'), { data: { code: 'TOO_MANY_REQUESTS', retryAfterMs: 1 } });
+    const pages: Record<string, PresencePage> = {
+      first: { members: ['a', 'b'].map((u) => member(u)), memberCount: 6, next: 'b' },
+      b: { members: ['c', 'd'].map((u) => member(u)), memberCount: 6, next: 'd' },
+      d: { members: ['e', 'f'].map((u) => member(u)), memberCount: 6, next: null },
+    };
+    const model = new PresenceModel(async (after) => {
+      asked.push(after);
+      const key = after ?? 'first';
+      // Each page is refused twice before it is served: six refusals, twice the other failures a model tolerates.
+      const refused = refusedFor.get(key) ?? 0;
+      if (refused < 2) {
+        refusedFor.set(key, refused + 1);
+        throw tooMany();
+      }
+      return pages[key]!;
+    }, (error) => errors.push(error));
+    const complete = new Promise<void>((resolve) => model.onChange((view) => view.complete && resolve()));
+    model.apply(subscribed(['a'], 6));
+    await complete;
+    expect(model.view).toMatchObject({ complete: true, memberCount: 6 });
+    expect(ids(model)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(errors).toEqual([]);
+    expect(asked).toEqual([undefined, undefined, undefined, 'b', 'b', 'b', 'd', 'd', 'd']);
+  });
 });

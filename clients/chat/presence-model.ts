@@ -9,8 +9,11 @@
  * the whole list (a million member entries serialized by the server for nothing). Presence events that arrive while a page is in flight are applied at once and again after
  * the pages are merged (a page may have been read before them). Every event sets a user's state
  * ("last event wins"), so applying one twice, or one a page already reflects, changes nothing.
+ * A page refused with a wait (TOO_MANY_REQUESTS under READ_RATE_PER_SEC, say) is asked again after
+ * it: the model pages at the server's pace and still ends complete.
  */
 import type { MemberPresence, RoomEvent } from '../../src/domain/types.ts';
+import { retryAfterOf, waitOut } from './retry-after.ts';
 
 export interface PresenceMember {
   userId: string;
@@ -112,6 +115,14 @@ export class PresenceModel {
         page = await this.fetchPage(after);
       } catch (error) {
         if (generation !== this.generation) return;
+        // A refusal that names a wait (the per-user read rate, a cluster outage) changed nothing:
+        // wait it out and ask for the same page again, however often — the view must end complete.
+        const retryAfter = retryAfterOf(error);
+        if (retryAfter !== undefined) {
+          await waitOut(retryAfter);
+          if (generation !== this.generation) return;
+          continue;
+        }
         failures += 1;
         if (failures > 3) {
           this.sincePaging = null;

@@ -5,6 +5,7 @@
  * and the ids of events this process sent itself (kept off its own streams; conversation.ts reads them).
  */
 import type { DeliveryReport } from '../../src/domain/types.ts';
+import { retryAfterOf } from './retry-after.ts';
 import { randomId, type ChatTransport } from './transport.ts';
 import { NotConnectedError, type SendOptions, type SentMessage } from './types.ts';
 import type { Connection, Lifecycle } from './state.ts';
@@ -123,8 +124,11 @@ export function createSends({ transport, connection, life, dedupWindow }: SendsD
       },
       (error: unknown) => {
         if (life.closed) return waiter.reject(life.terminalError ?? error);
-        // A connection problem is tried again; a server's answer (not found, forbidden) is final.
-        if (error instanceof NotConnectedError || isConnectionError(error)) again(backoff);
+        // A connection problem is tried again, and so is a refusal that names a wait (the read
+        // rate, a cluster outage); a server's answer (not found, forbidden) is final.
+        const retryAfter = retryAfterOf(error);
+        if (retryAfter !== undefined) again(Math.max(retryAfter, backoff));
+        else if (error instanceof NotConnectedError || isConnectionError(error)) again(backoff);
         else waiter.reject(explain(error));
       },
     );

@@ -5,6 +5,7 @@ import { CONVERSATION_ID_PATTERN } from '../domain/conversation-id.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { RoomEvent, RoomEventType } from '../domain/types.ts';
 import { parseEventId } from '../history/event-id.ts';
+import { historyReadCost, memberReadCost, ReadRates } from '../service/read-rates.ts';
 import type { RealtimeService } from '../service/realtime-service.ts';
 import { ackReplyJson, createAckInput, runAck, type AckInput } from './ack-calls.ts';
 import { trpcErrorOf } from './trpc-errors.ts';
@@ -76,6 +77,9 @@ export interface RouterDeps {
 }
 
 export function createAppRouter({ service, config, authorize }: RouterDeps) {
+  // The read procedures' per-user rate (READ_RATE_PER_SEC): checked before any other work, so a
+  // refusal is cheap; presence reads pay for the member list they read once it is known.
+  const reads = new ReadRates(config);
   const conversation = t.router({
     /**
      * Joins the room and streams its events; resumes after `lastEventId` when given. Served by
@@ -93,20 +97,29 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
 
     /** Present members ordered by user id, in pages: pass `next` as `after` until it is null. */
     presence: authedProcedure.input(presenceInputSchema).query(async ({ ctx, input }) => {
+      reads.take(ctx.principal.userId, 1);
       await requireAccess(authorize, ctx.principal, input.conversationId);
-      return service.presencePage(input.conversationId, input.after ?? undefined, input.limit ?? PRESENCE_PAGE_LIMIT);
+      const page = await service.presencePage(input.conversationId, input.after ?? undefined, input.limit ?? PRESENCE_PAGE_LIMIT);
+      reads.charge(ctx.principal.userId, memberReadCost(page.memberCount));
+      return page;
     }),
 
     /** The conversations the caller is present in, with its connection count in each. */
     mine: authedProcedure.query(async ({ ctx }) => {
       const userId = ctx.principal.userId;
+      reads.take(userId, 1);
       const rooms = await service.userRooms(userId);
-      return Promise.all(
+      let entries = 0;
+      const mine = await Promise.all(
         rooms.map(async (conversationId) => {
-          const member = (await service.presence(conversationId)).find((m) => m.userId === userId);
+          const members = await service.presence(conversationId);
+          entries += members.length;
+          const member = members.find((m) => m.userId === userId);
           return { conversationId, connections: member?.connections ?? 0, joinedAt: member?.joinedAt ?? new Date() };
         }),
       );
+      reads.charge(userId, memberReadCost(entries));
+      return mine;
     }),
 
     /**
@@ -115,10 +128,12 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
      * subscribing; being in the room is not required. A window of HISTORY_SIZE events per room.
      */
     history: authedProcedure.input(historyInputSchema).query(async ({ ctx, input }) => {
+      const limit = input.limit ?? HISTORY_DEFAULT_LIMIT;
+      reads.take(ctx.principal.userId, historyReadCost(limit));
       await requireAccess(authorize, ctx.principal, input.conversationId);
       return service.history(ctx.principal, {
         conversationId: input.conversationId,
-        limit: input.limit ?? HISTORY_DEFAULT_LIMIT,
+        limit,
         ...(input.before !== undefined && { before: input.before }),
         ...(input.types !== undefined && { types: input.types }),
       });
@@ -131,7 +146,10 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
     ack: authedProcedure.input(hot['message.ack'].input).mutation(({ ctx, input }) => hot['message.ack'].run(ctx, input)),
     deliveryStatus: authedProcedure
       .input(z.object({ messageId: messageIdSchema }))
-      .query(({ ctx, input }) => service.deliveryStatus(ctx.principal, input.messageId)),
+      .query(({ ctx, input }) => {
+        reads.take(ctx.principal.userId, 1);
+        return service.deliveryStatus(ctx.principal, input.messageId);
+      }),
   });
 
   const typing = t.router({
