@@ -216,6 +216,23 @@ describe('HTTP authentication', () => {
     expect(mine.map((m) => m.conversationId)).toEqual(['http-room']);
   });
 
+  it('session.me answers who the token says the caller is, over HTTP and over the WebSocket; without a token, UNAUTHORIZED', async () => {
+    await using t = await startTestApp();
+    const token = await t.token('carol', { name: 'Carol', conversations: ['b', 'a'], expiresIn: 600 });
+    const me = await trpcHttp(t.baseUrl, 'session.me', undefined, { kind: 'query', token });
+    expect(me.status).toBe(200);
+    const answer = me.result as { userId: string; name: string | null; role: string; conversations: string[] | '*'; expiresAt: Date | null };
+    expect(answer).toMatchObject({ userId: 'carol', name: 'Carol', role: 'user', conversations: ['a', 'b'] });
+    expect(answer.expiresAt).toBeInstanceOf(Date);
+    expect(Math.abs(answer.expiresAt!.getTime() - (Date.now() + 600_000))).toBeLessThan(5000);
+
+    const alice = await t.client('alice', { conversations: ['*'] });
+    expect(await alice.trpc.session.me.query()).toEqual({ userId: 'alice', name: null, role: 'user', conversations: '*', expiresAt: null });
+
+    const anonymous = await trpcHttp(t.baseUrl, 'session.me', undefined, { kind: 'query' });
+    expect(anonymous.status).toBe(401);
+  });
+
   it('answers 401 for a missing, non-bearer or bad token, and changes nothing', async () => {
     await using t = await startTestApp();
     const alice = await t.client('alice');

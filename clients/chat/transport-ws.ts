@@ -24,11 +24,11 @@ const defaultRetry = (attempt: number) => (attempt === 0 ? 0 : Math.min(250 * 2 
  * It goes on the socket itself, not through the wsClient: no request of the client's is made,
  * nothing waits for it, no call of the application's can fail or time out with it, it leaves no
  * trace when the socket closes first, and it is its own small frame outside the frame budget.
- * Its string id never matches the wsClient's numeric ones, which ignores its answer. Its cost on
- * the server: the user's room list and those rooms' member lists, once per connection.
+ * Its string id never matches the wsClient's numeric ones, which ignores its answer. It asks
+ * `session.me`, which reads nothing but the token: a mass reconnect costs the server no store reads.
  */
 const AUTH_PROBE_ID = 'chat-client:accepted?';
-const AUTH_PROBE = JSON.stringify({ id: AUTH_PROBE_ID, method: 'query', params: { path: 'conversation.mine' } });
+const AUTH_PROBE = JSON.stringify({ id: AUTH_PROBE_ID, method: 'query', params: { path: 'session.me' } });
 const CONNECTION_PARAMS_PREFIX = '{"method":"connectionParams"';
 
 /**

@@ -156,7 +156,26 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
     set: authedProcedure.input(hot['typing.set'].input).mutation(({ ctx, input }) => hot['typing.set'].run(ctx, input)),
   });
 
-  return t.router({ conversation, message, typing });
+  const session = t.router({
+    /**
+     * Who the server takes the caller for, from the token alone (no store is read): what a UI
+     * shows as "signed in as", and — answered only once a socket's token is accepted — the typed
+     * client's sign that its WebSocket is connected. A read like the others (1 token).
+     */
+    me: authedProcedure.query(({ ctx }) => {
+      const { userId, name, role, conversations, exp } = ctx.principal;
+      reads.take(userId, 1);
+      return {
+        userId,
+        name: name ?? null,
+        role,
+        conversations: conversations === '*' ? ('*' as const) : [...conversations].sort(),
+        expiresAt: exp === undefined ? null : new Date(exp * 1000),
+      };
+    }),
+  });
+
+  return t.router({ conversation, message, typing, session });
 }
 
 export type AppRouter = ReturnType<typeof createAppRouter>;
