@@ -149,7 +149,7 @@ describe('web chat in headless Chromium', () => {
     try {
       const devTokenAnswers: number[] = [];
       const open = async (who: string, proxy: TcpProxy) => {
-        const context = await browser.newContext({ viewport: { width: 420, height: 900 }, locale: 'en-US' }); // phone-ish width
+        const context = await browser.newContext({ viewport: { width: 375, height: 667 }, locale: 'en-US' }); // a phone
         contexts.push(context);
         const page = await context.newPage();
         page.setDefaultTimeout(WAIT_MS);
@@ -177,6 +177,15 @@ describe('web chat in headless Chromium', () => {
           expect(proxyB.refusedUpgrades).toBeGreaterThan(0);
         }
       });
+
+      if (mode === 'websocket') {
+        await step('readable on a phone: 375×667 and 320×568', async () => {
+          await expectPhoneLayout(alice);
+          await alice.setViewportSize({ width: 320, height: 568 });
+          await expectPhoneLayout(alice);
+          await alice.setViewportSize({ width: 375, height: 667 });
+        });
+      }
 
       await step('messages both ways', async () => {
         await send(alice, `Hello Bob, this is Alice over ${label}`);
@@ -245,6 +254,38 @@ describe('web chat in headless Chromium', () => {
     }
   }
 });
+
+/**
+ * Readable at this width: the page never scrolls sideways; Sign out keeps one line and its place
+ * beside the connection status; the message box and Send are on screen; the people list can be
+ * scrolled to.
+ */
+async function expectPhoneLayout(page: Page): Promise<void> {
+  const { scrollWidth, innerWidth, innerHeight } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, innerHeight: window.innerHeight }));
+  expect(scrollWidth).toBeLessThanOrEqual(innerWidth);
+  const signOut = page.getByRole('button', { name: 'Sign out', exact: true });
+  const { lines, height, lineHeight } = await signOut.evaluate((button) => {
+    const text = document.createRange();
+    text.selectNodeContents(button);
+    return { lines: text.getClientRects().length, height: button.getBoundingClientRect().height, lineHeight: parseFloat(getComputedStyle(button).lineHeight) };
+  });
+  expect({ lines, oneLineHigh: height < 1.6 * lineHeight }).toEqual({ lines: 1, oneLineHigh: true });
+  const box = async (locator: Locator) => (await locator.boundingBox())!;
+  const [signOutBox, status] = [await box(signOut), await box(connection(page))];
+  const middle = signOutBox.y + signOutBox.height / 2;
+  expect(middle > status.y && middle < status.y + status.height).toBe(true); // the same row as the status
+  for (const control of [page.getByLabel('Message', { exact: true }), page.getByRole('button', { name: 'Send', exact: true }), signOut]) {
+    const b = await box(control);
+    expect(b.x).toBeGreaterThanOrEqual(0);
+    expect(b.x + b.width).toBeLessThanOrEqual(innerWidth);
+    expect(b.y + b.height).toBeLessThanOrEqual(innerHeight);
+  }
+  const someone = person(page, 'Bob');
+  await someone.scrollIntoViewIfNeeded();
+  const b = await box(someone);
+  expect(b.y).toBeGreaterThanOrEqual(0);
+  expect(b.y + b.height).toBeLessThanOrEqual(innerHeight);
+}
 
 async function connectAndJoin(page: Page, token: string, room: string, transport: string): Promise<void> {
   await page.getByLabel('Token', { exact: true }).fill(token);
