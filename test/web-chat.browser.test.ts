@@ -56,7 +56,7 @@ describe('web chat in headless Chromium', () => {
     await t?.close();
   });
 
-  it('over WebSocket: messages both ways, typing, a live delivery report; a real cut, resume, the 3 missed messages exactly once', { timeout: 40_000 }, async () => {
+  it('over WebSocket, on a phone: messages both ways, typing, a live delivery report; unread counts in a conversation not on screen; a real cut, resume, the 3 missed messages exactly once', { timeout: 40_000 }, async () => {
     await conversationBetweenTwo('websocket');
   });
 
@@ -220,12 +220,43 @@ describe('web chat in headless Chromium', () => {
         await ask.uncheck();
       });
 
+      // Alice's other device, and Carol, who writes to `general` while Alice is cut off.
+      const others: ChatClient[] = [];
+      if (mode === 'websocket') {
+        await step('unread in a conversation not on screen: a count on its button, one polite announcement', async () => {
+          const general = alice.getByRole('button', { name: 'general', exact: true });
+          expect(await general.getAttribute('aria-current')).toBeNull(); // the room is on screen
+          // Every accessible name the button has from now on, in order (checked once it is opened).
+          await general.evaluate((el) => {
+            const seen: Array<string | null> = [];
+            (window as unknown as { generalNames: typeof seen }).generalNames = seen;
+            new MutationObserver((records) => seen.push(...records.map((r) => r.oldValue))).observe(el, { attributeFilter: ['aria-label'], attributeOldValue: true });
+          });
+          // Alice's own message from another device is not unread for her.
+          const elsewhere = createChatClient({ url: `${t.baseUrl.replace('http:', 'ws:')}/trpc`, token: await t.token('alice', { name: 'Alice' }) });
+          others.push(elsewhere);
+          await elsewhere.send('general', 'From Alice’s phone');
+          await bob.getByRole('button', { name: 'general, 1 unread', exact: true }).click(); // Alice's phone's message, for Bob
+          for (const i of [1, 2, 3]) await send(bob, `Psst ${i}`);
+          await bob.getByRole('button', { name: room, exact: true }).click();
+
+          const unread = alice.getByRole('button', { name: 'general, 3 unread', exact: true });
+          await unread.waitFor();
+          expect(await unread.innerText()).toMatch(/^general\s*3$/); // the badge shows the count
+          await alice.getByRole('status', { name: 'New messages', exact: true }).filter({ hasText: /^3 unread messages in general$/ }).waitFor();
+          for (const body of ['Psst 3', 'From Alice’s phone']) expect(await messageItem(alice, body).count()).toBe(0); // not on screen
+          expect(await alice.getByRole('button', { name: room, exact: true }).getAttribute('aria-current')).toBe('true');
+        });
+        others.push(createChatClient({ url: `${t.baseUrl.replace('http:', 'ws:')}/trpc`, token: await t.token('carol', { name: 'Carol' }) }));
+      }
+
       await step('a real cut: reconnects, resumes, shows the 3 missed messages exactly once', async () => {
         expect(proxyA.offline()).toBeGreaterThan(0);
         await connection(alice).filter({ hasText: /Reconnecting…/ }).waitFor();
         // Bob still sees Alice for the grace, then not at all — and talks on.
         const missed = [1, 2, 3].map((i) => `While you were away ${i} (${label})`);
         for (const body of missed) await send(bob, body);
+        if (mode === 'websocket') await others[1]!.send('general', 'Carol, while you were away');
         for (const body of missed) await messageItem(bob, body).waitFor();
         await person(bob, 'Alice').waitFor({ state: 'detached' });
         for (const body of missed) expect(await messageItem(alice, body).count()).toBe(0); // really cut off
@@ -243,6 +274,38 @@ describe('web chat in headless Chromium', () => {
         // Alice is back in Bob's list.
         await person(bob, 'Alice').waitFor();
       });
+
+      if (mode === 'websocket') {
+        await step('the resume counts what was missed in `general` once; opening it reads it; scrollback counts nothing', async () => {
+          await alice.getByRole('button', { name: 'general, 4 unread', exact: true }).waitFor();
+          await alice.getByRole('status', { name: 'New messages', exact: true }).filter({ hasText: /^4 unread messages in general$/ }).waitFor();
+          await alice.getByRole('button', { name: 'general, 4 unread', exact: true }).click();
+          for (const body of ['From Alice’s phone', 'Psst 1', 'Psst 2', 'Psst 3', 'Carol, while you were away']) await messageItem(alice, body).waitFor();
+          const general = alice.getByRole('button', { name: 'general', exact: true });
+          expect(await general.getAttribute('aria-current')).toBe('true');
+          expect(await general.innerText()).toBe('general'); // no badge
+          // All five are here, so every count there was has been seen: one each for Bob's three and
+          // Carol's one, none for Alice's own, none twice — then cleared by opening it.
+          expect(await alice.evaluate(() => (window as unknown as { generalNames: unknown[] }).generalNames)).toEqual([null, 'general, 1 unread', 'general, 2 unread', 'general, 3 unread', 'general, 4 unread']);
+          await Promise.all(others.map((c) => c.close()));
+
+          // Scrollback is not news: after a reload the page rejoins both, shows `general` and reads
+          // the room's history in the background — which counts nothing.
+          await alice.addInitScript(() => {
+            const seen: Array<string | null> = [];
+            (window as unknown as { unreadNames: typeof seen }).unreadNames = seen;
+            new MutationObserver((records) => {
+              for (const r of records) seen.push(r.oldValue, (r.target as Element).getAttribute('aria-label'));
+            }).observe(document, { subtree: true, attributeFilter: ['aria-label'], attributeOldValue: true });
+          });
+          await alice.reload();
+          await connection(alice).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+          expect(await alice.getByRole('button', { name: 'general', exact: true }).getAttribute('aria-current')).toBe('true');
+          await alice.getByRole('button', { name: room, exact: true }).click();
+          await messageItem(alice, `Welcome back (${label})`).waitFor(); // its history is in
+          expect((await alice.evaluate(() => (window as unknown as { unreadNames: Array<string | null> }).unreadNames)).filter((name) => name?.includes('unread'))).toEqual([]);
+        });
+      }
 
       if (mode === 'websocket') {
         mkdirSync('test-results', { recursive: true });
