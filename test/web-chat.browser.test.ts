@@ -109,9 +109,13 @@ describe('web chat in headless Chromium', () => {
         await messageItem(p, 'Earlier 60').filter({ hasText: 'Bob' }).waitFor();
         expect(await messageItem(p, 'Earlier ').count()).toBe(50);
         expect(await messageItem(p, 'Earlier 10').count()).toBe(0);
-        await p.getByRole('button', { name: 'Load earlier messages', exact: true }).click();
+        // By keyboard: Enter on the button; once nothing older is kept the button goes, and focus
+        // goes to the note in its place, not to <body>.
+        await p.getByRole('button', { name: 'Load earlier messages', exact: true }).focus();
+        await p.keyboard.press('Enter');
         await messageItem(p, 'Earlier 01').waitFor();
         await expectEachOnceInOrder(p, earlier);
+        expect(await p.getByText('Nothing older is kept.', { exact: true }).evaluate((note) => note === document.activeElement)).toBe(true);
       });
 
       await step('a gap longer than the history: Resynced, the newest read again, nothing twice', async () => {

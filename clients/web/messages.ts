@@ -107,6 +107,7 @@ export async function loadNewest(room: Room, resync = false): Promise<void> {
 
 async function loadEarlier(room: Room): Promise<void> {
   if (room.loadingEarlier || !room.nextBefore) return;
+  const hadFocus = document.activeElement === ui.earlier;
   room.loadingEarlier = true;
   renderEarlier(room);
   const before = ui.scroller.scrollHeight - ui.scroller.scrollTop;
@@ -123,10 +124,11 @@ async function loadEarlier(room: Room): Promise<void> {
     notice(`Could not load earlier messages: ${errorText(error)}`);
   } finally {
     room.loadingEarlier = false;
-    const hadFocus = document.activeElement === ui.earlier;
     if (room === session.active) renderEarlier(room);
-    // The button goes once nothing older is kept: focus stays nearby instead of falling to <body>.
-    if (hadFocus && ui.earlier.hidden) ui.earlierNote.focus();
+    // Disabled while it loaded, the button lost focus (to <body>): it gets it back, or, once nothing
+    // older is kept and the button is gone, the note in its place does. Unless focus moved on meanwhile.
+    const dropped = document.activeElement === null || document.activeElement === document.body;
+    if (hadFocus && dropped && room === session.active) (ui.earlier.hidden ? ui.earlierNote : ui.earlier).focus();
   }
 }
 
