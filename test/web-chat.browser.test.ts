@@ -56,7 +56,7 @@ describe('web chat in headless Chromium', () => {
     await t?.close();
   });
 
-  it('over WebSocket: messages both ways, typing, a live delivery report; a real cut, resume, the 3 missed messages exactly once', { timeout: 40_000 }, async () => {
+  it('over WebSocket, on a phone: messages both ways, typing, a live delivery report; unread counts in a conversation not on screen; a real cut, resume, the 3 missed messages exactly once', { timeout: 40_000 }, async () => {
     await conversationBetweenTwo('websocket');
   });
 
@@ -109,9 +109,13 @@ describe('web chat in headless Chromium', () => {
         await messageItem(p, 'Earlier 60').filter({ hasText: 'Bob' }).waitFor();
         expect(await messageItem(p, 'Earlier ').count()).toBe(50);
         expect(await messageItem(p, 'Earlier 10').count()).toBe(0);
-        await p.getByRole('button', { name: 'Load earlier messages', exact: true }).click();
+        // By keyboard: Enter on the button; once nothing older is kept the button goes, and focus
+        // goes to the note in its place, not to <body>.
+        await p.getByRole('button', { name: 'Load earlier messages', exact: true }).focus();
+        await p.keyboard.press('Enter');
         await messageItem(p, 'Earlier 01').waitFor();
         await expectEachOnceInOrder(p, earlier);
+        expect(await p.getByText('Nothing older is kept.', { exact: true }).evaluate((note) => note === document.activeElement)).toBe(true);
       });
 
       await step('a gap longer than the history: Resynced, the newest read again, nothing twice', async () => {
@@ -149,7 +153,7 @@ describe('web chat in headless Chromium', () => {
     try {
       const devTokenAnswers: number[] = [];
       const open = async (who: string, proxy: TcpProxy) => {
-        const context = await browser.newContext({ viewport: { width: 420, height: 900 }, locale: 'en-US' }); // phone-ish width
+        const context = await browser.newContext({ viewport: { width: 375, height: 667 }, locale: 'en-US' }); // a phone
         contexts.push(context);
         const page = await context.newPage();
         page.setDefaultTimeout(WAIT_MS);
@@ -177,6 +181,15 @@ describe('web chat in headless Chromium', () => {
           expect(proxyB.refusedUpgrades).toBeGreaterThan(0);
         }
       });
+
+      if (mode === 'websocket') {
+        await step('readable on a phone: 375×667 and 320×568', async () => {
+          await expectPhoneLayout(alice);
+          await alice.setViewportSize({ width: 320, height: 568 });
+          await expectPhoneLayout(alice);
+          await alice.setViewportSize({ width: 375, height: 667 });
+        });
+      }
 
       await step('messages both ways', async () => {
         await send(alice, `Hello Bob, this is Alice over ${label}`);
@@ -211,12 +224,43 @@ describe('web chat in headless Chromium', () => {
         await ask.uncheck();
       });
 
+      // Alice's other device, and Carol, who writes to `general` while Alice is cut off.
+      const others: ChatClient[] = [];
+      if (mode === 'websocket') {
+        await step('unread in a conversation not on screen: a count on its button, one polite announcement', async () => {
+          const general = alice.getByRole('button', { name: 'general', exact: true });
+          expect(await general.getAttribute('aria-current')).toBeNull(); // the room is on screen
+          // Every accessible name the button has from now on, in order (checked once it is opened).
+          await general.evaluate((el) => {
+            const seen: Array<string | null> = [];
+            (window as unknown as { generalNames: typeof seen }).generalNames = seen;
+            new MutationObserver((records) => seen.push(...records.map((r) => r.oldValue))).observe(el, { attributeFilter: ['aria-label'], attributeOldValue: true });
+          });
+          // Alice's own message from another device is not unread for her.
+          const elsewhere = createChatClient({ url: `${t.baseUrl.replace('http:', 'ws:')}/trpc`, token: await t.token('alice', { name: 'Alice' }) });
+          others.push(elsewhere);
+          await elsewhere.send('general', 'From Alice’s phone');
+          await bob.getByRole('button', { name: 'general, 1 unread', exact: true }).click(); // Alice's phone's message, for Bob
+          for (const i of [1, 2, 3]) await send(bob, `Psst ${i}`);
+          await bob.getByRole('button', { name: room, exact: true }).click();
+
+          const unread = alice.getByRole('button', { name: 'general, 3 unread', exact: true });
+          await unread.waitFor();
+          expect(await unread.innerText()).toMatch(/^general\s*3$/); // the badge shows the count
+          await alice.getByRole('status', { name: 'New messages', exact: true }).filter({ hasText: /^3 unread messages in general$/ }).waitFor();
+          for (const body of ['Psst 3', 'From Alice’s phone']) expect(await messageItem(alice, body).count()).toBe(0); // not on screen
+          expect(await alice.getByRole('button', { name: room, exact: true }).getAttribute('aria-current')).toBe('true');
+        });
+        others.push(createChatClient({ url: `${t.baseUrl.replace('http:', 'ws:')}/trpc`, token: await t.token('carol', { name: 'Carol' }) }));
+      }
+
       await step('a real cut: reconnects, resumes, shows the 3 missed messages exactly once', async () => {
         expect(proxyA.offline()).toBeGreaterThan(0);
         await connection(alice).filter({ hasText: /Reconnecting…/ }).waitFor();
         // Bob still sees Alice for the grace, then not at all — and talks on.
         const missed = [1, 2, 3].map((i) => `While you were away ${i} (${label})`);
         for (const body of missed) await send(bob, body);
+        if (mode === 'websocket') await others[1]!.send('general', 'Carol, while you were away');
         for (const body of missed) await messageItem(bob, body).waitFor();
         await person(bob, 'Alice').waitFor({ state: 'detached' });
         for (const body of missed) expect(await messageItem(alice, body).count()).toBe(0); // really cut off
@@ -236,6 +280,38 @@ describe('web chat in headless Chromium', () => {
       });
 
       if (mode === 'websocket') {
+        await step('the resume counts what was missed in `general` once; opening it reads it; scrollback counts nothing', async () => {
+          await alice.getByRole('button', { name: 'general, 4 unread', exact: true }).waitFor();
+          await alice.getByRole('status', { name: 'New messages', exact: true }).filter({ hasText: /^4 unread messages in general$/ }).waitFor();
+          await alice.getByRole('button', { name: 'general, 4 unread', exact: true }).click();
+          for (const body of ['From Alice’s phone', 'Psst 1', 'Psst 2', 'Psst 3', 'Carol, while you were away']) await messageItem(alice, body).waitFor();
+          const general = alice.getByRole('button', { name: 'general', exact: true });
+          expect(await general.getAttribute('aria-current')).toBe('true');
+          expect(await general.innerText()).toBe('general'); // no badge
+          // All five are here, so every count there was has been seen: one each for Bob's three and
+          // Carol's one, none for Alice's own, none twice — then cleared by opening it.
+          expect(await alice.evaluate(() => (window as unknown as { generalNames: unknown[] }).generalNames)).toEqual([null, 'general, 1 unread', 'general, 2 unread', 'general, 3 unread', 'general, 4 unread']);
+          await Promise.all(others.map((c) => c.close()));
+
+          // Scrollback is not news: after a reload the page rejoins both, shows `general` and reads
+          // the room's history in the background — which counts nothing.
+          await alice.addInitScript(() => {
+            const seen: Array<string | null> = [];
+            (window as unknown as { unreadNames: typeof seen }).unreadNames = seen;
+            new MutationObserver((records) => {
+              for (const r of records) seen.push(r.oldValue, (r.target as Element).getAttribute('aria-label'));
+            }).observe(document, { subtree: true, attributeFilter: ['aria-label'], attributeOldValue: true });
+          });
+          await alice.reload();
+          await connection(alice).filter({ hasText: 'Connected · WebSocket' }).waitFor();
+          expect(await alice.getByRole('button', { name: 'general', exact: true }).getAttribute('aria-current')).toBe('true');
+          await alice.getByRole('button', { name: room, exact: true }).click();
+          await messageItem(alice, `Welcome back (${label})`).waitFor(); // its history is in
+          expect((await alice.evaluate(() => (window as unknown as { unreadNames: Array<string | null> }).unreadNames)).filter((name) => name?.includes('unread'))).toEqual([]);
+        });
+      }
+
+      if (mode === 'websocket') {
         mkdirSync('test-results', { recursive: true });
         await alice.screenshot({ path: 'test-results/web-chat.png', fullPage: true });
       }
@@ -245,6 +321,38 @@ describe('web chat in headless Chromium', () => {
     }
   }
 });
+
+/**
+ * Readable at this width: the page never scrolls sideways; Sign out keeps one line and its place
+ * beside the connection status; the message box and Send are on screen; the people list can be
+ * scrolled to.
+ */
+async function expectPhoneLayout(page: Page): Promise<void> {
+  const { scrollWidth, innerWidth, innerHeight } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, innerHeight: window.innerHeight }));
+  expect(scrollWidth).toBeLessThanOrEqual(innerWidth);
+  const signOut = page.getByRole('button', { name: 'Sign out', exact: true });
+  const { lines, height, lineHeight } = await signOut.evaluate((button) => {
+    const text = document.createRange();
+    text.selectNodeContents(button);
+    return { lines: text.getClientRects().length, height: button.getBoundingClientRect().height, lineHeight: parseFloat(getComputedStyle(button).lineHeight) };
+  });
+  expect({ lines, oneLineHigh: height < 1.6 * lineHeight }).toEqual({ lines: 1, oneLineHigh: true });
+  const box = async (locator: Locator) => (await locator.boundingBox())!;
+  const [signOutBox, status] = [await box(signOut), await box(connection(page))];
+  const middle = signOutBox.y + signOutBox.height / 2;
+  expect(middle > status.y && middle < status.y + status.height).toBe(true); // the same row as the status
+  for (const control of [page.getByLabel('Message', { exact: true }), page.getByRole('button', { name: 'Send', exact: true }), signOut]) {
+    const b = await box(control);
+    expect(b.x).toBeGreaterThanOrEqual(0);
+    expect(b.x + b.width).toBeLessThanOrEqual(innerWidth);
+    expect(b.y + b.height).toBeLessThanOrEqual(innerHeight);
+  }
+  const someone = person(page, 'Bob');
+  await someone.scrollIntoViewIfNeeded();
+  const b = await box(someone);
+  expect(b.y).toBeGreaterThanOrEqual(0);
+  expect(b.y + b.height).toBeLessThanOrEqual(innerHeight);
+}
 
 async function connectAndJoin(page: Page, token: string, room: string, transport: string): Promise<void> {
   await page.getByLabel('Token', { exact: true }).fill(token);

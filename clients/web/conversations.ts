@@ -6,6 +6,7 @@ import { errorText, notice, scrollToEnd, ui } from './dom.ts';
 import { addMessage, applyReport, loadNewest, renderAllMessages, renderEarlier } from './messages.ts';
 import { renderPresence } from './presence.ts';
 import { CONVERSATION_ID, names, rooms, ROOMS_KEY, session, type Room } from './state.ts';
+import { clearUnread } from './unread.ts';
 
 /** The join form and the Leave button. */
 export function initConversations(): void {
@@ -37,7 +38,15 @@ export function join(id: string, save: boolean): Room {
   tab.type = 'button';
   tab.className = 'tab';
   tab.setAttribute('aria-controls', 'room');
-  tab.textContent = id; // its accessible name: exactly the conversation id
+  tab.title = id; // a long id is cut short in the side column
+  const name = document.createElement('span');
+  name.className = 'tab-name';
+  name.textContent = id; // its accessible name: exactly the conversation id (", 3 unread" added while there are)
+  const badge = document.createElement('span');
+  badge.className = 'badge';
+  badge.setAttribute('aria-hidden', 'true');
+  badge.hidden = true;
+  tab.append(name, badge);
   const room: Room = {
     id,
     conversation: client.join(id, {
@@ -50,7 +59,7 @@ export function join(id: string, save: boolean): Room {
     order: [],
     nextBefore: undefined,
     loadingEarlier: false,
-    unread: false,
+    unread: 0,
     tab,
     draft: '',
     reports: new Map(),
@@ -63,11 +72,11 @@ export function join(id: string, save: boolean): Room {
 
   const c = room.conversation;
   room.removers.push(
-    c.on('message', (event, eventId) => addMessage(room, event, eventId, true)),
+    c.on('message', (event, eventId) => addMessage(room, event, eventId, 'live')),
     c.on('message_delivered', (event) => applyReport(room, event.report)),
     c.on('resync', (event) => {
       notice(`Resynced ${id}: the server could not replay what this tab missed (${event.reason}); messages were read again.`);
-      void loadNewest(room);
+      void loadNewest(room, true);
     }),
     c.onPresence((presence) => {
       for (const member of presence.members.values()) if (member.name) names.set(member.userId, member.name);
@@ -112,12 +121,10 @@ export function select(room: Room): void {
     session.chat?.setTyping(active.id, false);
   }
   session.active = room;
-  room.unread = false;
+  clearUnread(room);
   for (const r of rooms.values()) {
-    const selected = r === room;
-    if (selected) r.tab.setAttribute('aria-current', 'true');
+    if (r === room) r.tab.setAttribute('aria-current', 'true');
     else r.tab.removeAttribute('aria-current');
-    r.tab.classList.toggle('unread', r.unread);
   }
   ui.roomTitle.textContent = `# ${room.id}`;
   renderLeave();

@@ -38,6 +38,7 @@ export const ui = {
   message: $<HTMLTextAreaElement>('message'),
   ack: $<HTMLInputElement>('ack'),
   composerError: $('composer-error'),
+  announcer: $('announcer'),
 };
 
 export function notice(text: string): void {

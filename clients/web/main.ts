@@ -14,6 +14,7 @@
  *   message-view.ts  one message as a list item, with its delivery line
  *   composer.ts      typing, Enter to send, sending
  *   presence.ts      the people list with who is typing
+ *   unread.ts        unread counts on the conversations not on screen, and their announcement
  */
 import { initComposer } from './composer.ts';
 import { initConversations } from './conversations.ts';

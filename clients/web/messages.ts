@@ -7,6 +7,7 @@ import type { DeliveryReport, RoomEvent } from './client.ts';
 import { errorText, isNearEnd, notice, scrollToEnd, ui } from './dom.ts';
 import { render, renderDelivery } from './message-view.ts';
 import { names, PAGE_SIZE, rooms, session, type MessageEvent, type MessageView, type Room } from './state.ts';
+import { countUnread } from './unread.ts';
 
 /** The "Load earlier messages" button. */
 export function initMessages(): void {
@@ -54,16 +55,24 @@ function comesAfter(a: MessageView, b: MessageView): boolean {
   return !a.eventId && !!b.eventId;
 }
 
-export function addMessage(room: Room, event: MessageEvent, eventId: string, live: boolean): void {
+/**
+ * How a message came: `live` on the room's stream (a resume's replay too); `scrollback` from a
+ * history page (on join, or "earlier"); `reread` in the newest page read again after a resync,
+ * where what is newer than anything the room had is what the tab missed.
+ */
+export type Arrival = 'live' | 'scrollback' | { reread: MessageView | undefined };
+
+export function addMessage(room: Room, event: MessageEvent, eventId: string, arrival: Arrival): void {
   const nearEnd = isNearEnd();
-  if (!insert(room, viewOf(event, eventId))) return;
-  if (!live) return;
+  const view = viewOf(event, eventId);
+  if (!insert(room, view)) return; // already shown (by message id): never counted twice
+  if (arrival === 'scrollback') return;
   if (room === session.active) {
-    if (nearEnd) scrollToEnd();
-  } else {
-    room.unread = true;
-    room.tab.classList.add('unread');
+    if (arrival === 'live' && nearEnd) scrollToEnd();
+    return;
   }
+  if (view.mine) return; // one's own, sent from another tab or device
+  if (arrival === 'live' || !arrival.reread || comesAfter(view, arrival.reread)) countUnread(room);
 }
 
 export function applyReport(room: Room, report: DeliveryReport): void {
@@ -76,12 +85,16 @@ export function applyReport(room: Room, report: DeliveryReport): void {
   if (view.element) renderDelivery(view, view.element);
 }
 
-/** The newest page: on join, and again after a resync (merged by message id, so nothing shows twice). */
-export async function loadNewest(room: Room): Promise<void> {
+/**
+ * The newest page: on join, and again after a resync (merged by message id, so nothing shows
+ * twice; what the resync brought that is newer than what the room had counts as unread).
+ */
+export async function loadNewest(room: Room, resync = false): Promise<void> {
   try {
     const page = await room.conversation.history({ limit: PAGE_SIZE, types: ['message', 'message_delivered'] });
     if (rooms.get(room.id) !== room) return;
-    applyPage(room, page.events);
+    // A resync before the first page was ever read has nothing to compare with: all of it is scrollback.
+    applyPage(room, page.events, resync && room.nextBefore !== undefined ? { reread: room.order.at(-1) } : 'scrollback');
     room.nextBefore = page.nextBefore;
     if (room === session.active) {
       renderEarlier(room);
@@ -94,6 +107,7 @@ export async function loadNewest(room: Room): Promise<void> {
 
 async function loadEarlier(room: Room): Promise<void> {
   if (room.loadingEarlier || !room.nextBefore) return;
+  const hadFocus = document.activeElement === ui.earlier;
   room.loadingEarlier = true;
   renderEarlier(room);
   const before = ui.scroller.scrollHeight - ui.scroller.scrollTop;
@@ -101,7 +115,7 @@ async function loadEarlier(room: Room): Promise<void> {
     const page = await room.conversation.history({ before: room.nextBefore, limit: PAGE_SIZE, types: ['message', 'message_delivered'] });
     if (rooms.get(room.id) !== room) return;
     ui.log.setAttribute('aria-busy', 'true');
-    applyPage(room, page.events);
+    applyPage(room, page.events, 'scrollback');
     ui.log.setAttribute('aria-busy', 'false');
     room.nextBefore = page.nextBefore;
     // Keep what the reader was looking at where it was.
@@ -110,17 +124,18 @@ async function loadEarlier(room: Room): Promise<void> {
     notice(`Could not load earlier messages: ${errorText(error)}`);
   } finally {
     room.loadingEarlier = false;
-    const hadFocus = document.activeElement === ui.earlier;
     if (room === session.active) renderEarlier(room);
-    // The button goes once nothing older is kept: focus stays nearby instead of falling to <body>.
-    if (hadFocus && ui.earlier.hidden) ui.earlierNote.focus();
+    // Disabled while it loaded, the button lost focus (to <body>): it gets it back, or, once nothing
+    // older is kept and the button is gone, the note in its place does. Unless focus moved on meanwhile.
+    const dropped = document.activeElement === null || document.activeElement === document.body;
+    if (hadFocus && dropped && room === session.active) (ui.earlier.hidden ? ui.earlierNote : ui.earlier).focus();
   }
 }
 
-function applyPage(room: Room, events: Array<{ id: string; event: RoomEvent }>): void {
+function applyPage(room: Room, events: Array<{ id: string; event: RoomEvent }>, arrival: Exclude<Arrival, 'live'>): void {
   // Newest first: reports before their messages, which `insert` picks up.
   for (const { id, event } of events) {
-    if (event.type === 'message') addMessage(room, event, id, false);
+    if (event.type === 'message') addMessage(room, event, id, arrival);
     else if (event.type === 'message_delivered') applyReport(room, event.report);
   }
 }

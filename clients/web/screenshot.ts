@@ -2,7 +2,7 @@
  * `npx tsx clients/web/screenshot.ts [out.png]`: the README's picture of the web chat
  * (docs/web-chat.png, 1000×700) — a real server (its own secret, so the page offers the dev
  * tokens), Debian's Chromium through playwright-core, alice and bob side by side: a few messages,
- * a delivery report, bob typing. Fails loudly if a step does not show up; page errors fail it too.
+ * a delivery report, bob typing, and two messages unread for alice in `team`. Fails loudly if a step does not show up; page errors fail it too.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -47,6 +47,18 @@ try {
   await item(alice, 'Can you confirm').filter({ hasText: 'Delivery: delivered' }).waitFor();
   await send(bob, 'Got it — the ✓ is on your side.');
   await item(alice, 'Got it').waitFor();
+  // Both in `team` too; bob writes there while alice reads `general`: her unread count.
+  const conversation = (page: Page, name: string | RegExp) => page.getByRole('navigation', { name: 'Conversations', exact: true }).getByRole('button', { name });
+  for (const page of [alice, bob]) {
+    await page.getByLabel('Conversation', { exact: true }).fill('team');
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await conversation(page, 'team').waitFor();
+  }
+  await conversation(alice, /^general/).click();
+  await send(bob, 'Standup moved to 10:30.');
+  await send(bob, 'Notes are in the usual place.');
+  await conversation(bob, /^general/).click();
+  await conversation(alice, 'team, 2 unread').waitFor();
   await bob.getByLabel('Message', { exact: true }).pressSequentially('Shall we');
   await alice.getByRole('list', { name: 'People here', exact: true }).getByRole('listitem').filter({ hasText: 'typing…' }).waitFor();
   await alice.getByLabel('Message', { exact: true }).focus();

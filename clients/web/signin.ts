@@ -7,6 +7,7 @@ import { setConnection, renderConnection } from './connection.ts';
 import { join, select } from './conversations.ts';
 import { ui } from './dom.ts';
 import { CONVERSATION_ID, names, rooms, ROOMS_KEY, session, TOKEN_KEY } from './state.ts';
+import { resetAnnouncer } from './unread.ts';
 
 let stopStateUpdates: () => void = () => undefined;
 
@@ -146,6 +147,7 @@ async function disconnect(clearState = true): Promise<void> {
   ui.people.replaceChildren();
   ui.notice.hidden = true;
   ui.composerError.textContent = '';
+  resetAnnouncer();
   if (clearState) names.clear();
   await client?.close().catch(() => undefined);
 }

@@ -39,7 +39,8 @@ export interface Room {
   /** undefined: the first page is not read yet; null: nothing older is kept. */
   nextBefore: string | null | undefined;
   loadingEarlier: boolean;
-  unread: boolean;
+  /** Someone else's live messages since the conversation was last on screen. */
+  unread: number;
   tab: HTMLButtonElement;
   draft: string;
   /** Reports that arrived before the message they are about (scrollback pages come newest first). */
