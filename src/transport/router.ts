@@ -160,11 +160,11 @@ export function createAppRouter({ service, config, authorize }: RouterDeps) {
     /**
      * Who the server takes the caller for, from the token alone (no store is read): what a UI
      * shows as "signed in as", and — answered only once a socket's token is accepted — the typed
-     * client's sign that its WebSocket is connected. A read like the others (1 token).
+     * client's sign that its WebSocket is connected. Outside the read rate: it costs what a PING
+     * costs, and the probe of every (re)connect must not eat a budget the application reads with.
      */
     me: authedProcedure.query(({ ctx }) => {
       const { userId, name, role, conversations, exp } = ctx.principal;
-      reads.take(userId, 1);
       return {
         userId,
         name: name ?? null,
