@@ -15,7 +15,7 @@ const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/presence-storm.
  * started first, so two workers do not end with one of them alone on a 35 s file. On a clean
  * clone (CI) vitest has no durations cached and would order by file size.
  */
-const SLOW_FIRST = ['test/package.test.ts', 'test/cluster-failover.test.ts', 'test/bench-smoke.test.ts', 'test/cluster-harness.test.ts', 'test/cluster.test.ts', 'test/regression/issue-11-http-edge.test.ts', 'test/admin-cli.test.ts', 'test/web-chat.browser.test.ts', 'test/cluster-redis-outage.test.ts', 'test/redis-cluster-outage.test.ts', 'test/regression/issue-6-chaos-findings.test.ts', 'test/presence-batch.test.ts', 'test/regression/issue-11-tokens-and-faults.test.ts', 'test/regression/issue-10-connection-edges.test.ts', 'test/shutdown.test.ts', 'test/codegen.test.ts'];
+const SLOW_FIRST = ['test/bench-smoke.test.ts', 'test/web-chat.browser.test.ts', 'test/presence-batch.test.ts', 'test/cluster-failover.test.ts', 'test/cluster.test.ts', 'test/regression/issue-10-connection-edges.test.ts', 'test/redis-cluster-outage.test.ts', 'test/sse-edges.test.ts', 'test/package.test.ts', 'test/regression/issue-11-http-edge.test.ts', 'test/codegen.test.ts', 'test/dashboard.browser.test.ts', 'test/cluster-redis-outage.test.ts', 'test/regression/issue-6-chaos-findings.test.ts', 'test/signals.test.ts', 'test/read-rates.test.ts', 'test/cluster-history.test.ts', 'test/limits.test.ts', 'test/compat/trpc-clients.test.ts', 'test/shutdown.test.ts', 'test/regression/issue-11-tokens-and-faults.test.ts'];
 
 class SlowFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {

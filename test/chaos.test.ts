@@ -123,9 +123,9 @@ function summarize(label: string, facts: Record<string, unknown>): void {
 describe('chaos: one node', () => {
   const CLIENTS = 200;
   const SENDERS = 4;
-  const CHAOS_MS = 15_000;
+  const CHAOS_MS = 10_000;
   const SEND_PERIOD_MS = 500; // 2 msgs/s per sender, 8 msgs/s into a room of 204
-  const ACTION_EVERY_MS = 40; // up to ~375 drops, cuts and reloads (fewer when the loop lags): 1–2 per client
+  const ACTION_EVERY_MS = 30; // up to ~330 drops, cuts and reloads (fewer when the loop lags): 1–2 per client
   const ACK_TIMEOUT_MS = 1500;
   const PRESENCE_GRACE_MS = 800;
 
@@ -295,8 +295,8 @@ describe('chaos: one node', () => {
 describeWithRedis('chaos: three nodes over Redis', () => {
   const CLIENTS = 200;
   const SENDERS = 3; // one per node
-  const CHAOS_MS = 9000;
-  const KILL_AT_MS = 3500;
+  const CHAOS_MS = 7000;
+  const KILL_AT_MS = 3000;
   const SEND_PERIOD_MS = 400; // 2.5 msgs/s per sender, 7.5 msgs/s into a room of 203
   const ACTION_EVERY_MS = 60;
   const ACK_TIMEOUT_MS = 3000;

@@ -10,16 +10,17 @@ import { waitUntil } from '../support/wait.ts';
  * idle-clients.ts), so the figure is the server's side only: the socket and `ws`'s objects,
  * the WsConnection and its EventsStream, the service's subscriber record, the registry's entries.
  *
- * The bound, 6.5 KiB: `bench/heap-per-connection.ts` measured 4.82 KiB (N=2,000, rooms of 10,
+ * The bound, 7.5 KiB: `bench/heap-per-connection.ts` measured 4.82 KiB (N=2,000, rooms of 10,
  * median of 3) once the subscription stopped being two suspended async functions with their
  * closures and promises (9.17 KiB before, 5.72 after that cut alone) and connection ids stopped
- * being 480-byte ropes; this test measures about the same with 500. 6.5 KiB leaves room for GC
- * noise, and fails if a suspended frame per subscription (≈ 3.4 KiB), or closures and a timer
- * per connection, come back.
+ * being 480-byte ropes. Inside the test runner, with 500, the same code measures 5.9–6.6 KiB from
+ * run to run (the runner's own heap moves under it; 6.5 was too tight and failed a run); the
+ * code before those cuts measures 10.0. 7.5 KiB fails if a suspended frame per subscription
+ * (≈ 3.4 KiB), or closures and a timer per connection, come back.
  */
 const CONNECTIONS = 500;
 const PER_ROOM = 10;
-const BOUND_BYTES = 6.5 * 1024;
+const BOUND_BYTES = 7.5 * 1024;
 
 async function heapAfterGc(): Promise<number> {
   collectGarbage();
