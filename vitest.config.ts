@@ -2,20 +2,20 @@ import { configDefaults, defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * The files that load both cores for long stretches (chaos, storms, churn, soak and bench
- * smokes, killed and restarted cluster nodes): run one at a time, first, so none of them
- * competes with another for CPU. Everything else then runs two files at a time — those files
- * mostly wait on sockets and child processes. Vitest's default on 2 cores is one file at a time
+ * The files that load the machine for long stretches (chaos, storms, churn): run one at a time,
+ * in a group of their own, so none of them competes with another file for CPU. Everything else
+ * runs two files at a time — those files mostly wait on sockets and child processes (the soak
+ * smoke too: 40 users in 9 rooms). Vitest's default on 2 cores is one file at a time
  * for everything (available parallelism − 1): 6 minutes; this way about 4.
  */
-const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/presence-storm.test.ts', 'test/soak-smoke.test.ts', 'test/regression/issue-11-churn.test.ts'];
+const HEAVY = ['test/chaos.test.ts', 'test/storm.test.ts', 'test/presence-storm.test.ts', 'test/regression/issue-11-churn.test.ts'];
 
 /**
  * The slowest of the other files (tens of seconds each, mostly waiting on child processes):
  * started first, so two workers do not end with one of them alone on a 35 s file. On a clean
  * clone (CI) vitest has no durations cached and would order by file size.
  */
-const SLOW_FIRST = ['test/bench-smoke.test.ts', 'test/web-chat.browser.test.ts', 'test/presence-batch.test.ts', 'test/cluster-failover.test.ts', 'test/cluster.test.ts', 'test/regression/issue-10-connection-edges.test.ts', 'test/redis-cluster-outage.test.ts', 'test/sse-edges.test.ts', 'test/package.test.ts', 'test/regression/issue-11-http-edge.test.ts', 'test/codegen.test.ts', 'test/dashboard.browser.test.ts', 'test/cluster-redis-outage.test.ts', 'test/regression/issue-6-chaos-findings.test.ts', 'test/signals.test.ts', 'test/read-rates.test.ts', 'test/cluster-history.test.ts', 'test/limits.test.ts', 'test/compat/trpc-clients.test.ts', 'test/shutdown.test.ts', 'test/regression/issue-11-tokens-and-faults.test.ts'];
+const SLOW_FIRST = ['test/bench-smoke.test.ts', 'test/soak-smoke.test.ts', 'test/web-chat.browser.test.ts', 'test/presence-batch.test.ts', 'test/cluster-failover.test.ts', 'test/cluster.test.ts', 'test/regression/issue-10-connection-edges.test.ts', 'test/redis-cluster-outage.test.ts', 'test/sse-edges.test.ts', 'test/package.test.ts', 'test/regression/issue-11-http-edge.test.ts', 'test/codegen.test.ts', 'test/dashboard.browser.test.ts', 'test/cluster-redis-outage.test.ts', 'test/regression/issue-6-chaos-findings.test.ts', 'test/signals.test.ts', 'test/read-rates.test.ts', 'test/cluster-history.test.ts', 'test/limits.test.ts', 'test/compat/trpc-clients.test.ts', 'test/shutdown.test.ts', 'test/regression/issue-11-tokens-and-faults.test.ts'];
 
 class SlowFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
