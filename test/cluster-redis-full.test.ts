@@ -71,7 +71,7 @@ describeWithRedis('cluster: a full Redis', () => {
       const stale = async () => {
         const [seconds, micros] = await admin.time();
         const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-        return admin.zrangebyscore('rt:{nodes}', '-inf', now - 1500);
+        return (await admin.zrangebyscore('rt:{nodes}', '-inf', now - 1500)).sort();
       };
       await expect.poll(stale, { timeout: 10_000, interval: 100 }).toEqual(['full-1', 'full-2']);
 
