@@ -3,11 +3,13 @@ import { toSvg } from '../bench/chart.ts';
 import { checksPassed, runBench, summarizeChecks } from '../bench/orchestrator.ts';
 import { environment, toJson, toMarkdown } from '../bench/report.ts';
 import { WORKLOADS } from '../bench/workloads.ts';
+import { builtDir } from './support/built.ts';
 
 /**
  * The benchmark at smoke size (`--quick`): every workload against this service (S in both its
  * variants, subscribers over SSE and over WebSocket), with tiny rooms and a few dozen messages,
- * in separate server and load-generator processes exactly as `npm run bench` runs them. No thresholds: it proves the bench runs, that nothing is lost or
+ * in separate server and load-generator processes as `npm run bench` runs them — from the run's
+ * build (BENCH_BUILT_DIR) rather than through tsx, as every process a test spawns. No thresholds: it proves the bench runs, that nothing is lost or
  * reordered, and that stock @trpc/client clients see exactly the events the raw-frame
  * benchmark clients see. The full bench stays out of CI. G (two nodes over Redis) runs when
  * Redis answers at REDIS_URL (default redis://127.0.0.1:6379) and is reported as skipped when not.
@@ -15,6 +17,7 @@ import { WORKLOADS } from '../bench/workloads.ts';
 describe('bench smoke run', () => {
   it('runs workloads A–H and S on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
     const lines: string[] = [];
+    process.env.BENCH_BUILT_DIR = builtDir();
     const result = await runBench({ targets: ['realtime'], workloads: [...WORKLOADS], runs: 1, quick: true, identity: true, log: (l) => lines.push(l) });
 
     expect(result.identity, 'identity check ran').not.toBeNull();

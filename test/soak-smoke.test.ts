@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { StreamCheck, RoomLog } from '../bench/soak/stream-check.ts';
 import { Tally, type Finding } from '../bench/soak/tally.ts';
+import { builtDir, nodeArgsFor } from './support/built.ts';
 
 /**
  * `npm run soak -- --quick` as a user runs it: a server process, 40 stock chat clients in 9 rooms,
@@ -83,7 +84,8 @@ describe.skipIf(!tsxAvailable)('soak smoke run', () => {
     try {
       // --restart-guard-ms: no restart right after an ack-required message, which would hit the
       // known duplicate on restart (BENCHMARKS.md, "Soak") about once in 15 runs.
-      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/soak.ts', '--quick', '--restart-guard-ms', '1000', '--json', json], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // From the run's build (the soak and the server it starts), as every process a test spawns.
+      const child = spawn(process.execPath, [...nodeArgsFor('bench/soak.ts'), '--quick', '--restart-guard-ms', '1000', '--json', json], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info', BENCH_BUILT_DIR: builtDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += String(d)));
       child.stderr.on('data', (d: Buffer) => (output += String(d)));

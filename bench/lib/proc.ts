@@ -1,5 +1,6 @@
 /**
- * Spawning the bench's child processes: `node --import tsx --expose-gc <script>` with an IPC
+ * Spawning the bench's child processes: `node --import tsx --expose-gc <script>` (or the built
+ * script, see builtScript) with an IPC
  * channel, pinned to CPUs with taskset when it exists and this process may use two or more CPUs,
  * and with the soft open-files limit raised to the hard limit (10,000–20,000 sockets per run).
  */
@@ -82,12 +83,26 @@ function installCleanup(): void {
   });
 }
 
+/**
+ * BENCH_BUILT_DIR: a build of the project (the tests' build, test/support/global-build.ts, which
+ * compiles bench/ too) to run child processes from instead of through tsx — the smoke tests set
+ * it; `npm run bench` does not. Returns the built file for `path` (relative to the project), or
+ * null when there is none.
+ */
+export function builtScript(path: string): string | null {
+  const dir = process.env.BENCH_BUILT_DIR;
+  if (!dir) return null;
+  const built = `${dir}/${path.replace(/\.ts$/, '.js')}`;
+  return existsSync(built) ? built : null;
+}
+
 export function spawnChild(options: SpawnOptions): IpcChild {
   installCleanup();
   const script = fileURLToPath(new URL(`../${options.script}`, import.meta.url));
   // BENCH_SERVER_PROF_DIR: the servers write V8 CPU profiles there (explaining a figure, not measuring it).
   const profile = process.env.BENCH_SERVER_PROF_DIR && options.script.startsWith('servers/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF_DIR}`] : [];
-  const node = [process.execPath, '--import', 'tsx', '--expose-gc', ...profile, `--max-old-space-size=${options.heapMb ?? 4096}`, script];
+  const built = builtScript(`bench/${options.script}`);
+  const node = [process.execPath, ...(built ? [] : ['--import', 'tsx']), '--expose-gc', ...profile, `--max-old-space-size=${options.heapMb ?? 4096}`, built ?? script];
   const pinned = TASKSET && options.cpus !== null ? [TASKSET, '-c', options.cpus, ...node] : node;
   const env = { ...process.env, ...options.env };
   // exec keeps the pid, so killing the child kills node itself.

@@ -93,7 +93,7 @@ export class CpuSampler {
       const script = argv.slice(1).find((a) => !a.startsWith('-') && /[/.]/.test(a));
       label = command === 'node' && script ? `node ${shorten(script)}` : shorten(argv.join(' ')) || label;
       // Someone else's server (tests start `node … src/main.ts` too): not to be taken for ours.
-      if (label.endsWith('src/main.ts')) label += ` (pid ${pid})`;
+      if (/src\/main\.[jt]s$/.test(label)) label += ` (pid ${pid})`;
     } catch {
       // gone already
     }

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
-import { REPO_ROOT } from '../lib/proc.ts';
+import { builtScript, REPO_ROOT } from '../lib/proc.ts';
 
 export interface SoakServerOptions {
   secret: string;
@@ -57,7 +57,8 @@ export async function startSoakServer(options: SoakServerOptions): Promise<SoakS
     // Always: the port comes from the `listening` line, and warnings are counted.
     LOG_LEVEL: 'info',
   };
-  const args = [...(options.inspect ? ['--inspect=127.0.0.1:0', '--expose-gc'] : []), '--import', 'tsx', 'src/main.ts'];
+  const built = builtScript('src/main.ts');
+  const args = [...(options.inspect ? ['--inspect=127.0.0.1:0', '--expose-gc'] : []), ...(built ? [built] : ['--import', 'tsx', 'src/main.ts'])];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const remember = (line: string) => {

@@ -5,7 +5,8 @@
  * through tsx on each start: about 1.9 s of CPU less per process, and the suite starts dozens.
  *
  * It is the production build (scripts/build.ts) without the type-check and the .d.ts files
- * (`npm run typecheck` checks types; test/package.test.ts ships the typed build). Each run has
+ * (`npm run typecheck` checks types; test/package.test.ts ships the typed build), plus bench/
+ * (the bench and soak smokes' processes) and the idle-clients script. Each run has
  * its own directory, under node_modules/.cache so that packages resolve from it and git never
  * sees it, removed when the run ends.
  */
@@ -31,7 +32,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
   shared.realtimeTestBuild ??= (async () => {
     removeAbandonedBuilds();
     const outDir = join(ROOT, 'node_modules', '.cache', `test-build-${process.pid}`);
-    await build({ outDir, typed: false, quiet: true });
+    await build({ outDir, typed: false, quiet: true, alsoCompile: ['bench', 'test/support/idle-clients.ts'] });
     return outDir;
   })();
   const outDir = await shared.realtimeTestBuild;
