@@ -78,7 +78,7 @@ export function createRealtimeServer(options: RealtimeServerOptions = {}) {
   const trpc = (req: IncomingMessage, res: ServerResponse) => {
     if (!sse.handle(req, res)) void trpcHttp(req, res);
   };
-  const front = createHttpFront({ config, log, existing, trpc, upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head), clusterAvailable: cluster ? () => cluster.available : null });
+  const front = createHttpFront({ config, log, existing, trpc, upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head), clusterAvailable: cluster ? () => cluster.available : null, upgradesRefused: () => ws.refusingUpgrades });
 
   // ---- Admin plane (GraphQL), dashboard and metrics, on the same port.
   let boundAddress = `${config.host}:${config.port}`;

@@ -571,4 +571,31 @@ describe("the typed chat client on 'auto'", () => {
     const streams = [...t.app.service.registry.userConnections('alice')].map((id) => t.app.service.connection(id)?.transport);
     expect(streams).toEqual(['websocket']);
   });
+
+  it("answers auto's HTTP probe (HEAD /trpc) 204, and 503 while the server itself refuses upgrades — draining, or at MAX_UNAUTHENTICATED_SOCKETS — so a client does not settle on SSE for that", async () => {
+    const probe = async (t: TestApp) => (await fetch(`${t.baseUrl}/trpc`, { method: 'HEAD' })).status;
+
+    await using capped = await startTestApp({ ...SSE, maxUnauthenticatedSockets: 1 });
+    expect(await probe(capped)).toBe(204);
+    // One socket that never sends its connectionParams fills the cap.
+    const { WebSocket } = await import('ws');
+    const silent = new WebSocket(`${capped.wsUrl}?connectionParams=1`);
+    await new Promise((resolve, reject) => silent.once('open', resolve).once('error', reject));
+    try {
+      expect(await probe(capped)).toBe(503);
+    } finally {
+      silent.close();
+    }
+    await expect.poll(() => probe(capped)).toBe(204);
+
+    // Draining (a connected member keeps the drain going, as in shutdown.test.ts).
+    const draining = await startTestApp({ ...SSE, shutdownDrainMs: 1000 });
+    const member = await draining.client('alice', { retryDelayMs: () => 60_000 });
+    await member.join('room').started;
+    expect(await probe(draining)).toBe(204);
+    const closed = draining.app.close();
+    expect(await probe(draining)).toBe(503);
+    await closed;
+    await draining.close();
+  });
 });

@@ -18,6 +18,8 @@ export interface HttpFrontOptions {
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** Whether the node can serve (the cluster store answers); null on a single node. */
   clusterAvailable: (() => boolean) | null;
+  /** Whether the WebSocket transport would refuse an upgrade now (besides draining). */
+  upgradesRefused?: () => boolean;
 }
 
 export type HttpFront = ReturnType<typeof createHttpFront>;
@@ -31,7 +33,7 @@ export type HttpFront = ReturnType<typeof createHttpFront>;
  * listeners, all given back by `detach()`.
  */
 export function createHttpFront(options: HttpFrontOptions) {
-  const { config, log, existing, trpc, upgrade, clusterAvailable } = options;
+  const { config, log, existing, trpc, upgrade, clusterAvailable, upgradesRefused = () => false } = options;
   const routes = new Map<string, RouteHandler>();
   const corsOrigins: ReadonlySet<string> = new Set(config.trpcCorsOrigins);
   let draining = false;
@@ -46,6 +48,16 @@ export function createHttpFront(options: HttpFrontOptions) {
     if (pathname === '/readyz') {
       const ok = (clusterAvailable?.() ?? true) && !draining;
       sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : draining ? 'draining' : clusterAvailable ? 'redis_unavailable' : 'starting' });
+      return true;
+    }
+    if (pathname === '/trpc' && req.method === 'HEAD') {
+      // The typed client's `auto` asks this after a WebSocket failed: an answer means "HTTP
+      // reaches the server, the WebSocket does not" (a blocking front: use SSE). While this
+      // server itself refuses upgrades (draining, or its unauthenticated-socket cap) it says 503,
+      // as a gateway without a server would: try the WebSocket again, do not settle on SSE.
+      const refusing = draining || upgradesRefused();
+      res.writeHead(refusing ? 503 : 204, { 'cache-control': 'no-store', ...(refusing && { 'retry-after': '1' }) });
+      res.end();
       return true;
     }
     if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {

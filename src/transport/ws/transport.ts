@@ -89,11 +89,13 @@ export function createWsTransport(options: WsTransportOptions) {
     }
   }
 
+  const atCap = () => shared.unauthenticated.count >= config.maxUnauthenticatedSockets;
+
   return {
     /** Takes over an upgrade request for tRPC (path and Origin already checked by the caller). */
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
       // Sockets without a user yet cost before anything is known of them: capped per node.
-      if (shared.unauthenticated.count >= config.maxUnauthenticatedSockets) {
+      if (atCap()) {
         const allowed = refusals.allow('unauthenticated_cap');
         if (allowed) options.log.warn({ max: config.maxUnauthenticatedSockets, heldBack: allowed.suppressed }, 'WebSocket upgrade refused: too many unauthenticated sockets (MAX_UNAUTHENTICATED_SOCKETS)');
         socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -114,6 +116,11 @@ export function createWsTransport(options: WsTransportOptions) {
     /** Open sockets, authenticated or not. */
     get connectionCount(): number {
       return connections.size;
+    },
+
+    /** Whether an upgrade now would be refused (MAX_UNAUTHENTICATED_SOCKETS reached). */
+    get refusingUpgrades(): boolean {
+      return atCap();
     },
 
     /** Open sockets without a user: waiting for or checking connectionParams, or refused and lingering. */
