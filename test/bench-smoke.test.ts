@@ -18,7 +18,7 @@ describe('bench smoke run', () => {
   it('runs workloads A–H and S on the realtime target without loss or reordering; stock clients see what raw clients see', async () => {
     const lines: string[] = [];
     process.env.BENCH_BUILT_DIR = builtDir();
-    const result = await runBench({ targets: ['realtime'], workloads: [...WORKLOADS], runs: 1, quick: true, identity: true, log: (l) => lines.push(l) });
+    const result = await runBench({ targets: ['realtime'], workloads: [...WORKLOADS], runs: 1, quick: true, identity: true, log: (l) => lines.push(l) }).finally(() => delete process.env.BENCH_BUILT_DIR);
 
     expect(result.identity, 'identity check ran').not.toBeNull();
     expect(result.identity!.mismatches).toEqual([]);
