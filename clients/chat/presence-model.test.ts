@@ -9,7 +9,7 @@ import { PresenceModel, type PresencePage } from './presence-model.ts';
  */
 const at = new Date(0);
 const member = (userId: string, typing = false): MemberPresence => ({ userId, connections: 1, joinedAt: at, typing });
-const subscribed = (members: string[], memberCount: number): RoomEvent => ({ type: 'subscribed', conversationId: 'r', at, resumed: false, members: members.map((u) => member(u)), memberCount });
+const subscribed = (members: string[], memberCount: number, resumed = false): RoomEvent => ({ type: 'subscribed', conversationId: 'r', at, resumed, members: members.map((u) => member(u)), memberCount });
 const joined = (userId: string): RoomEvent => ({ type: 'user_joined', conversationId: 'r', at, userId });
 const left = (userId: string): RoomEvent => ({ type: 'user_left', conversationId: 'r', at, userId });
 
@@ -44,6 +44,43 @@ describe('PresenceModel', () => {
     expect(ids(model)).toEqual(['a', 'b', 'd', 'e']);
     expect(model.view).toMatchObject({ complete: true, memberCount: 4 });
     expect(views.at(-1)).toBe(true);
+  });
+
+  it('a resume of a complete model keeps its members and takes the replay, without paging; a resync or an incomplete model pages again', async () => {
+    const { requests, fetchPage } = pager();
+    const model = new PresenceModel(fetchPage);
+    model.onChange(() => undefined); // the application shows the list
+    const everyone = Array.from({ length: 150 }, (_, i) => `u${String(i).padStart(3, '0')}`);
+    model.apply(subscribed(everyone.slice(0, 100), 150));
+    requests[0]!.answer({ members: everyone.map((u) => member(u)), memberCount: 150, next: null });
+    await settle();
+    expect(model.view).toMatchObject({ complete: true, memberCount: 150 });
+    model.apply({ type: 'typing', conversationId: 'r', at, userId: 'u149', isTyping: true });
+    expect(model.view.members.get('u149')!.typing).toBe(true);
+
+    // The socket drops; the stream resumes where it was (the snapshot lists 100 of "now"), and
+    // the replay brings what changed meanwhile: u000 left, z joined.
+    model.apply(subscribed(everyone.slice(1, 100).concat('z'), 150, true));
+    expect(requests).toHaveLength(1); // no page
+    expect(model.view.complete).toBe(true);
+    expect(model.view.members.get('u149')!.typing).toBe(false); // typing is not replayed
+    model.apply(left('u000'));
+    model.apply(joined('z'));
+    expect(ids(model)).toEqual([...everyone.slice(1), 'z'].sort());
+    expect(model.view).toMatchObject({ complete: true, memberCount: 150 });
+
+    // A resync (resumed: false) starts over from the snapshot and pages.
+    model.apply(subscribed(everyone.slice(0, 100), 150));
+    expect(model.view.complete).toBe(false);
+    expect(requests).toHaveLength(2);
+
+    // A fresh model told `resumed` (an application's own lastEventId) has nothing to keep: it pages.
+    const fresh = pager();
+    const other = new PresenceModel(fresh.fetchPage);
+    other.onChange(() => undefined);
+    other.apply(subscribed(everyone.slice(0, 100), 150, true));
+    expect(other.view.complete).toBe(false);
+    expect(fresh.requests).toHaveLength(1);
   });
 
   it('drops the pages of a stream a newer `subscribed` replaced', async () => {

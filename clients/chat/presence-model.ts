@@ -1,6 +1,7 @@
 /**
  * One presence model per joined conversation, whatever the wire says: built from the stream's
- * `subscribed` snapshot (reset on every one — a fresh join, a resume, a resync), the single
+ * `subscribed` snapshot (reset on every one — a fresh join, a resync — but a resume of a complete
+ * model keeps its members and takes the replayed events, without paging), the single
  * presence events (`user_joined`, `user_left`, `user_disconnected`), batched `presence_diff`s and
  * `typing`. A snapshot lists at most 100 members (PRESENCE_SNAPSHOT_LIMIT) with the total count;
  * when it lists fewer than there are, the model pages `conversation.presence` until it has them
@@ -54,6 +55,8 @@ export class PresenceModel {
   private wanted = false;
   /** The stream generation whose pages were requested (once per `subscribed`). */
   private pagedFor = -1;
+  /** A `subscribed` has been applied: the members are the room's as of the last event seen. */
+  private seeded = false;
 
   constructor(
     /** One page of `conversation.presence` after `after`. */
@@ -78,6 +81,11 @@ export class PresenceModel {
   apply(event: RoomEvent): void {
     if (event.type === 'subscribed') {
       this.generation += 1;
+      if (event.resumed && this.seeded && this.complete) {
+        this.resumed(event);
+        return;
+      }
+      this.seeded = true;
       this.members = new Map(event.members.map((m) => [m.userId, member(m.userId, m.name, m.typing)]));
       this.typingUnknown.clear();
       this.serverCount = event.memberCount;
@@ -90,6 +98,25 @@ export class PresenceModel {
     if (!isPresenceEvent(event)) return;
     this.sincePaging?.push(event);
     if (this.change(event)) this.changed();
+  }
+
+  /**
+   * A resume the server honoured, of a model that was complete: its members are the room's as of
+   * the resume point, and the replay that follows brings every stored presence change since —
+   * so it stays complete without a page. (Paging again after every reconnect would cost a big
+   * room's full member list per client at every rolling deploy.) Typing is not stored, so only
+   * the snapshot's typing flags are kept, for the members it lists.
+   */
+  private resumed(event: Extract<RoomEvent, { type: 'subscribed' }>): void {
+    const typingNow = new Map(event.members.map((m) => [m.userId, m.typing]));
+    for (const [userId, m] of this.members) {
+      const typing = typingNow.get(userId) ?? false;
+      if (m.typing !== typing) this.members.set(userId, { ...m, typing });
+    }
+    this.typingUnknown.clear();
+    this.serverCount = this.members.size;
+    this.sincePaging = null;
+    this.changed();
   }
 
   private want(): void {
