@@ -24,6 +24,7 @@ import { writeHeapSnapshot } from 'node:v8';
 import superjson from 'superjson';
 import { WebSocket } from 'ws';
 import { mintToken } from '../src/auth/tokens.ts';
+import { BENCH_LIMITS } from './servers/limits.ts';
 
 const SECRET = 'heap-per-connection-bench-secret-0123456789';
 
@@ -34,14 +35,7 @@ async function serve(): Promise<void> {
   const rt = createRealtimeServer({
     authSecret: SECRET,
     env: { LOG_LEVEL: 'silent', NODE_ENV: 'production', AUTH_SECRET: SECRET },
-    logLevel: 'silent',
-    messageRatePerSec: 1_000_000_000,
-    messageRateBurst: 1_000_000_000,
-    maxPendingAcksPerSender: 1_000_000,
-    maxBufferedBytes: 8 * 1024 ** 3,
-    ackTimeoutMs: 120_000,
-    ackRetryMs: 0,
-    shutdownDrainMs: 0,
+    ...BENCH_LIMITS,
     // The warm-up crowd's presence grace ends before the baseline is taken.
     presenceGraceMs: 100,
   });

@@ -1,6 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { createChatClient, type ChatClient } from '../clients/chat/index.ts';
 import { describeWithRedis, startCluster, startRedisServer, type ClusterNode } from './support/cluster.ts';
+import { twoMembersOnTwoNodes } from './support/two-members.ts';
 import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
 
 /**
@@ -24,20 +25,7 @@ describeWithRedis('cluster: Redis restarts', () => {
   it('keeps serving, reports 503, recovers and resynchronises', async () => {
     await using redis = await startRedisServer();
     await using cluster = await startCluster({ nodes: 2, label: 'outage', redisUrl: redis.url, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '1000' } });
-    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
-    const client = async (node: ClusterNode, userId: string) => {
-      const c = createChatClient({ url: node.wsUrl, token: await cluster.token(userId), retryDelayMs: () => 50 });
-      clients.push(c);
-      return c;
-    };
-    const alice = await client(n1, 'alice');
-    const bob = await client(n2, 'bob');
-    const a = joinLogged(alice, 'out');
-    await a.conversation.started;
-    const b = joinLogged(bob, 'out');
-    await b.conversation.started;
-    await bob.send('out', 'before');
-    await waitUntil(() => bodies(a.log).includes('before'), { what: 'alice to get the first message' });
+    const { n1, n2, alice, bob, a, b } = await twoMembersOnTwoNodes(cluster, clients);
 
     await redis.stop();
     await expect.poll(() => readyz(n1), { timeout: 5000 }).toBe(503);

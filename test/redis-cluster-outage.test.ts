@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createChatClient, type ChatClient } from '../clients/chat/index.ts';
+import type { ChatClient } from '../clients/chat/index.ts';
 import { ClusterKeys } from '../src/cluster/keys.ts';
 import { startCluster, startRedisCluster, type ClusterNode } from './support/cluster.ts';
 import { redisClusterAvailable } from './support/redis-cluster.ts';
-import { aboutUser, bodies, joinLogged, waitUntil } from './support/wait.ts';
+import { twoMembersOnTwoNodes } from './support/two-members.ts';
+import { aboutUser, bodies, waitUntil } from './support/wait.ts';
 
 /**
  * test/cluster-redis-outage.test.ts on a three-master Redis Cluster: the master that owns the
@@ -23,20 +24,7 @@ describe.skipIf(!redisClusterAvailable)('cluster: a Redis Cluster shard restarts
   it('keeps serving, reports 503, recovers and resynchronises', async () => {
     await using redis = await startRedisCluster();
     await using cluster = await startCluster({ nodes: 2, label: 'rc-outage', redisCluster: redis, startTimeoutMs: 60_000, env: { CLUSTER_HEARTBEAT_MS: '100', CLUSTER_NODE_TTL_MS: '3000' } });
-    const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
-    const client = async (node: ClusterNode, userId: string) => {
-      const c = createChatClient({ url: node.wsUrl, token: await cluster.token(userId), retryDelayMs: () => 50 });
-      clients.push(c);
-      return c;
-    };
-    const alice = await client(n1, 'alice');
-    const bob = await client(n2, 'bob');
-    const a = joinLogged(alice, 'out');
-    await a.conversation.started;
-    const b = joinLogged(bob, 'out');
-    await b.conversation.started;
-    await bob.send('out', 'before');
-    await waitUntil(() => bodies(a.log).includes('before'), { what: 'alice to get the first message' });
+    const { n1, n2, alice, bob, a, b } = await twoMembersOnTwoNodes(cluster, clients);
 
     // The master that owns the room's hash tag.
     const [first] = redis.masters();

@@ -14,6 +14,7 @@
  */
 import { createRealtimeServer } from '../../src/server.ts';
 import { serveBenchControl } from './common.ts';
+import { BENCH_LIMITS } from './limits.ts';
 
 // BENCH_SERVER_PROF_DIR (node --cpu-prof): exit on SIGTERM, so the profile is written.
 if (process.env.BENCH_SERVER_PROF_DIR) process.once('SIGTERM', () => process.exit(0));
@@ -40,14 +41,7 @@ const rt = createRealtimeServer({
     ...(process.env.NODE_ID && { NODE_ID: process.env.NODE_ID }),
     ...(presenceBatchMs && { PRESENCE_BATCH_MS: presenceBatchMs }),
   },
-  logLevel: 'silent',
-  messageRatePerSec: 1_000_000_000,
-  messageRateBurst: 1_000_000_000,
-  maxPendingAcksPerSender: 1_000_000,
-  maxBufferedBytes: 8 * 1024 ** 3,
-  ackTimeoutMs: 120_000,
-  ackRetryMs: 0,
-  shutdownDrainMs: 0,
+  ...BENCH_LIMITS,
 });
 const { port } = await rt.listen(0, '127.0.0.1');
 if (redisUrl) await untilReady(port, 15_000);

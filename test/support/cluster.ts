@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { nodeArgsFor } from './built.ts';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { mintToken, type MintOptions } from '../../src/auth/tokens.ts';
 import { envSchema } from '../../src/config.ts';
+import { nodeArgsFor } from './built.ts';
 import { deleteKeys, REDIS_URL, redisReachable, uniquePrefix } from './redis-server.ts';
 import { TEST_SECRET } from './start-test-app.ts';
 import type { TestRedisCluster } from './redis-cluster.ts';
