@@ -51,3 +51,17 @@ export interface BenchClient {
 export function newReceiver(room: string): ReceiverState {
   return { room, senders: new Map() };
 }
+
+/**
+ * A callback that settles a promise once: `done()` resolves, `done(error)` rejects, later calls
+ * do nothing (a socket's open, error and close may each report the outcome).
+ */
+export function settleOnce(resolve: () => void, reject: (error: Error) => void): (error?: Error) => void {
+  let settled = false;
+  return (error) => {
+    if (settled) return;
+    settled = true;
+    if (error) reject(error);
+    else resolve();
+  };
+}

@@ -20,7 +20,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import superjson from 'superjson';
 import { parseBodyFromBuffer, type BodyFields } from '../lib/body.ts';
 import type { ConnSpec } from '../lib/types.ts';
-import { newReceiver, type BenchClient, type ReceiverState, type SendOutcome, type Sink } from './common.ts';
+import { type BenchClient, newReceiver, type ReceiverState, type SendOutcome, settleOnce, type Sink } from './common.ts';
 
 const EVENT_END = Buffer.from('\n\n');
 const DATA_PREFIX = Buffer.from('data: ');
@@ -54,13 +54,7 @@ export class TrpcSseClient implements BenchClient {
 
   open(): Promise<void> {
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const done = (error?: Error) => {
-        if (settled) return;
-        settled = true;
-        if (error) reject(error);
-        else resolve();
-      };
+      const done = settleOnce(resolve, reject);
       const req = request(this.url, { agent: false, headers: { accept: 'text/event-stream', authorization: `Bearer ${this.token}` } }, (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
           done(new Error(`HTTP ${res.statusCode ?? '?'}`));

@@ -23,7 +23,7 @@ import { WebSocket } from 'ws';
 import { DEFAULT_ACK_BATCH_MS, MAX_ACKS_PER_CALL } from '../../clients/chat/ack-batcher.ts';
 import { parseBodyFromBuffer, type BodyFields } from '../lib/body.ts';
 import type { ConnSpec } from '../lib/types.ts';
-import { newReceiver, type BenchClient, type ReceiverState, type SendOutcome, type Sink } from './common.ts';
+import { type BenchClient, newReceiver, type ReceiverState, type SendOutcome, settleOnce, type Sink } from './common.ts';
 
 const SUBSCRIPTION_ID = 1;
 const PING = Buffer.from('PING');
@@ -93,13 +93,7 @@ export class TrpcRawClient implements BenchClient {
 
   open(): Promise<void> {
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const done = (error?: Error) => {
-        if (settled) return;
-        settled = true;
-        if (error) reject(error);
-        else resolve();
-      };
+      const done = settleOnce(resolve, reject);
       const ws = new WebSocket(`${this.url}?connectionParams=1`, { perMessageDeflate: false, skipUTF8Validation: true });
       this.ws = ws;
       ws.on('open', () => {

@@ -10,7 +10,7 @@
 import { WebSocket } from 'ws';
 import { parseBodyFromBuffer, type BodyFields } from '../lib/body.ts';
 import type { ConnSpec } from '../lib/types.ts';
-import { newReceiver, type BenchClient, type ReceiverState, type SendOutcome, type Sink } from './common.ts';
+import { type BenchClient, newReceiver, type ReceiverState, type SendOutcome, settleOnce, type Sink } from './common.ts';
 
 const ACK_REQUIRED = Buffer.from('"ackRequired":true');
 
@@ -41,13 +41,7 @@ export class PlainWsClient implements BenchClient {
 
   open(): Promise<void> {
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const done = (error?: Error) => {
-        if (settled) return;
-        settled = true;
-        if (error) reject(error);
-        else resolve();
-      };
+      const done = settleOnce(resolve, reject);
       const ws = new WebSocket(`${this.url}/?user=${encodeURIComponent(this.spec.user)}`, { perMessageDeflate: false, skipUTF8Validation: true });
       this.ws = ws;
       ws.on('open', () => {
